@@ -1,0 +1,168 @@
+"""The renewd command line: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import click
+
+from renewd import report
+from renewd.check import check as check_files
+from renewd.config import Config, config_path, load_config
+from renewd.dryrun import plan_day
+from renewd.errors import RenewdError
+from renewd.evaluate import DayPlan
+from renewd.policy.loader import load_policy, policy_files
+from renewd.policy.model import Policy
+from renewd.simulate import Simulation
+from renewd.snapshot import Snapshot
+
+F = TypeVar("F", bound=Callable[..., Any])
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="table for people (with a summary on stderr), jsonl for scripts (one action per line).",
+)
+SNAPSHOT = click.option(
+    "--snapshot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Snapshot file (.csv or .jsonl); default: the config's snapshot path for the date.",
+)
+
+
+def with_config(func: F) -> F:
+    """The --config option every command shares; errors a user caused print without a traceback."""
+
+    @click.option(
+        "--config",
+        "config_file",
+        metavar="PATH",
+        help="Config file [default: ./config.yaml, or $RENEWD_CONFIG].",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, config_file: str | None, **kwargs: Any) -> Any:
+        try:
+            return func(*args, config=config_path(config_file), **kwargs)
+        except RenewdError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load(path: Path) -> tuple[Config, Policy]:
+    config = load_config(path)
+    return config, load_policy(policy_files(config.rules))
+
+
+def today(policy: Policy) -> date:
+    """What "today" is where the policy lives, not where the server's clock happens to be."""
+    return datetime.now(ZoneInfo(policy.timezone)).date()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="renewd")
+def main() -> None:
+    """renewd: renewal reminders, auto-renewal, grace and deletion for a hosted mail service."""
+
+
+@main.command()
+@with_config
+def check(config: Path) -> None:
+    """Validate the config, every policy file and every template it names.
+
+    Prints one `path:line: message` per problem and exits 1 if there is any.
+    """
+    problems = check_files(config)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{config}: ok")
+
+
+@main.command("dry-run")
+@with_config
+@SNAPSHOT
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Day to evaluate [default: today in the policy timezone].",
+)
+@FORMAT
+def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str) -> None:
+    """Print every action the policy would take on one day. Writes nothing, sends nothing."""
+    cfg, policy = load(config)
+    when = day.date() if day else today(policy)
+    result = plan_day(cfg, policy, snapshot or cfg_snapshot(cfg, when), when)
+    emit([result.plan], result.snapshot, fmt)
+
+
+@main.command()
+@with_config
+@SNAPSHOT
+@click.option(
+    "--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day."
+)
+@click.option(
+    "--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last day (inclusive)."
+)
+@click.option(
+    "--mailbox",
+    "mailboxes",
+    multiple=True,
+    metavar="ID",
+    help="Show only this mailbox (repeatable).",
+)
+@FORMAT
+def simulate(
+    config: Path,
+    snapshot: Path | None,
+    start: datetime,
+    end: datetime,
+    mailboxes: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Run the policy on every day of a range, applying each day's actions in memory.
+
+    A deduction lowers the balance and extends the expiry by the renewal period; a deletion
+    removes the mailbox. Nothing is written or sent.
+    """
+    if end < start:
+        raise click.BadParameter("--to is before --from")
+    if (end - start) > timedelta(days=3660):
+        raise click.BadParameter("a simulation spans at most ten years")
+    cfg, policy = load(config)
+    try:
+        simulation = Simulation(cfg, policy, snapshot or cfg_snapshot(cfg, start.date()), mailboxes)
+    except RenewdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    emit(simulation.run(start.date(), end.date()), simulation.snapshot, fmt)
+
+
+def cfg_snapshot(cfg: Config, day: date) -> Path:
+    if not cfg.snapshot:
+        raise RenewdError("no snapshot: pass --snapshot or set 'snapshot' in the config")
+    return cfg.snapshot_for(day)
+
+
+def emit(plans: Iterable[DayPlan], snapshot: Snapshot, fmt: str) -> None:
+    """Actions to stdout; rejected rows, and in table mode the summary, to stderr."""
+    if fmt == "jsonl":
+        report.write_jsonl(plans, sys.stdout)
+    else:
+        plans = report.write_table(plans, sys.stdout)
+    for line in report.row_errors(snapshot):
+        click.echo(line, err=True)
+    if fmt == "table":
+        click.echo(report.summary(plans, snapshot), err=True)

@@ -1,0 +1,70 @@
+"""A validated policy: settings plus rules, each rule knowing the days it can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from renewd.model import Anchor
+from renewd.policy.conditions import Cond
+
+CHANNELS = ("email", "sms")
+
+
+@dataclass
+class Draft:
+    """A rule as written, before its days are worked out."""
+
+    id: str
+    when: Cond
+    source: str
+    line: int
+    notify: tuple[str, ...] = ()
+    template: str = ""
+    deduct: bool = False
+    delete: bool = False
+    group: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule in the generic vocabulary; lifecycle sections compile to these too.
+
+    `steps` are the offsets from the anchor date on which the rule can hold: a rule acts at most
+    once per (mailbox, cycle, step). Within a `group`, only the highest `priority` acts on a day.
+    """
+
+    id: str
+    when: Cond
+    anchor: Anchor
+    steps: frozenset[int]
+    notify: tuple[str, ...] = ()
+    template: str = ""
+    deduct: bool = False
+    delete: bool = False
+    group: str = ""
+    priority: int = 0
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    timezone: str
+    paid_editions: frozenset[str]
+    free_editions: frozenset[str]
+    rules: tuple[Rule, ...]
+    digest: str = ""
+    sources: tuple[str, ...] = field(default=())
+
+    @property
+    def editions(self) -> frozenset[str]:
+        return self.paid_editions | self.free_editions
+
+    def steps(self, anchor: Anchor) -> frozenset[int]:
+        """Every offset from `anchor` on which some rule can act: the evaluator's pre-filter."""
+        result = frozenset[int]()
+        for rule in self.rules:
+            if rule.anchor is anchor:
+                result |= rule.steps
+        return result

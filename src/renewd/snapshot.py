@@ -1,0 +1,310 @@
+"""Streaming snapshot readers (CSV with a header, or JSON Lines), one validated Mailbox at a time.
+
+A bad row is reported with its line, field and reason and skipped; the rest is still read. A
+file that is not a snapshot at all raises SnapshotError before any row is yielded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+from renewd.errors import SnapshotError
+from renewd.model import Mailbox, RowError
+from renewd.yamlsrc import suggest
+
+REQUIRED = (
+    "mailbox_id",
+    "account_id",
+    "edition",
+    "expires_on",
+    "auto_renew",
+    "balance",
+    "renewal_fee",
+    "currency",
+    "email",
+)
+OPTIONAL = (
+    "renewal_months",
+    "phone",
+    "locale",
+    "domain",
+    "domain_via_provider",
+    "domain_expires_on",
+)
+COLUMNS = REQUIRED + OPTIONAL
+KEPT_ERRORS = 1000
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONEY = re.compile(r"-?\d{1,15}(\.\d{1,6})?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}")
+_PHONE = re.compile(r"\+[1-9]\d{6,14}")
+_LOCALE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+class BadField(Exception):
+    """Raised while converting a row; becomes a RowError."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+class Snapshot:
+    """One pass over a snapshot file. Iterate it for valid mailboxes; errors and counts accumulate.
+
+    Rows that repeat a mailbox_id are rejected, and the id lands in `duplicates` so the caller can
+    take no action at all for that mailbox: which of the rows is right cannot be known.
+    """
+
+    def __init__(self, path: Path, editions: frozenset[str], default_locale: str) -> None:
+        self.path = path
+        self.editions = editions
+        self.default_locale = default_locale
+        self.rows_read = 0
+        self.rejected = 0
+        self.errors: list[RowError] = []
+        self.duplicates: set[str] = set()
+        self._seen: set[str] = set()
+
+    def __iter__(self) -> Iterator[Mailbox]:
+        reader = _jsonl_rows if self.path.suffix.lower() in (".jsonl", ".ndjson") else _csv_rows
+        with _open(self.path) as handle:
+            for line, row in reader(handle, str(self.path)):
+                self.rows_read += 1
+                mailbox = self._mailbox(line, row)
+                if mailbox is not None:
+                    yield mailbox
+
+    def _mailbox(self, line: int, row: dict[str, str] | RowError) -> Mailbox | None:
+        if isinstance(row, RowError):
+            self._reject(row)
+            return None
+        try:
+            mailbox = parse_row(row, line, self.editions, self.default_locale)
+        except BadField as bad:
+            self._reject(
+                RowError(str(self.path), line, bad.field, bad.reason, row.get("mailbox_id", ""))
+            )
+            return None
+        if mailbox.mailbox_id in self._seen:
+            self.duplicates.add(mailbox.mailbox_id)
+            self._reject(
+                RowError(
+                    str(self.path),
+                    line,
+                    "mailbox_id",
+                    f"duplicate mailbox_id {mailbox.mailbox_id!r}: "
+                    "no action is taken for this mailbox",
+                    mailbox.mailbox_id,
+                )
+            )
+            return None
+        self._seen.add(mailbox.mailbox_id)
+        return mailbox
+
+    def _reject(self, error: RowError) -> None:
+        self.rejected += 1
+        if len(self.errors) < KEPT_ERRORS:
+            self.errors.append(error)
+
+
+def _open(path: Path) -> IO[str]:
+    """Open as UTF-8 text after ruling out files that are not snapshots at all.
+
+    Undecodable bytes are kept as surrogates so that one bad row is reported, not the whole file.
+    """
+    try:
+        with path.open("rb") as raw:
+            head = raw.read(4096)
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from exc
+    if not head.strip():
+        raise SnapshotError(f"{path}: empty file, not a snapshot")
+    if b"\0" in head:
+        raise SnapshotError(f"{path}: binary data, not a snapshot (expected CSV or JSON Lines)")
+    return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _csv_rows(handle: IO[str], path: str) -> Iterator[tuple[int, dict[str, str] | RowError]]:
+    reader = csv.reader(handle)
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise SnapshotError(f"{path}:1: unreadable header: {exc}") from exc
+    _check_header(header, path)
+    width = len(header)
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, RowError(path, reader.line_num, "", f"malformed CSV: {exc}")
+            continue
+        if not values:
+            continue
+        if len(values) != width:
+            yield (
+                reader.line_num,
+                RowError(
+                    path, reader.line_num, "", f"expected {width} fields, found {len(values)}"
+                ),
+            )
+            continue
+        yield reader.line_num, dict(zip(header, values, strict=True))
+
+
+def _check_header(header: list[str], path: str) -> None:
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        unknown = [h for h in header if h not in COLUMNS]
+        hints = "".join(f"; {h!r}{suggest(h, COLUMNS) or ' is unknown'}" for h in unknown[:5])
+        raise SnapshotError(
+            f"{path}:1: not a mailbox snapshot: missing column(s) {', '.join(missing)}{hints}"
+        )
+    doubled = {h for h in header if header.count(h) > 1}
+    if doubled:
+        raise SnapshotError(f"{path}:1: column(s) named twice: {', '.join(sorted(doubled))}")
+
+
+def _jsonl_rows(handle: IO[str], path: str) -> Iterator[tuple[int, dict[str, str] | RowError]]:
+    first = True
+    for line, text in enumerate(handle, start=1):
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text, parse_float=Decimal)
+        except ValueError as exc:
+            value = exc
+        if first and not isinstance(value, dict):
+            raise SnapshotError(
+                f"{path}:{line}: not a mailbox snapshot: expected a JSON object per line"
+            )
+        first = False
+        if isinstance(value, dict):
+            yield line, {str(k): _json_text(v) for k, v in value.items()}
+        else:
+            yield line, RowError(path, line, "", "not a JSON object")
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def parse_row(
+    row: dict[str, str], line: int, editions: frozenset[str], default_locale: str
+) -> Mailbox:
+    """Convert one row's text fields into a Mailbox, or raise BadField naming the bad field."""
+    edition = _text(row, "edition")
+    if edition not in editions:
+        raise BadField("edition", f"unknown edition {edition!r}{suggest(edition, editions)}")
+    return Mailbox(
+        mailbox_id=_text(row, "mailbox_id", limit=128),
+        account_id=_text(row, "account_id", limit=128),
+        edition=edition,
+        expires_on=_date(row, "expires_on"),
+        auto_renew=_bool(row, "auto_renew"),
+        balance=_money(row, "balance"),
+        renewal_fee=_money(row, "renewal_fee"),
+        currency=_pattern(row, "currency", _CURRENCY, "a 3-letter currency code such as CNY"),
+        renewal_months=_months(row),
+        email=_pattern(row, "email", _EMAIL, "an email address"),
+        phone=_pattern(
+            row, "phone", _PHONE, "an E.164 number such as +8613800138000", required=False
+        ),
+        locale=_pattern(row, "locale", _LOCALE, "a locale such as en or zh-CN", required=False)
+        or default_locale,
+        domain=_pattern(row, "domain", _DOMAIN, "a domain name", required=False),
+        domain_via_provider=_bool(row, "domain_via_provider", default=False),
+        domain_expires_on=_date(row, "domain_expires_on", required=False),
+        line=line,
+    )
+
+
+def _text(row: dict[str, str], field: str, limit: int = 254, required: bool = True) -> str:
+    value = row.get(field, "")
+    if not value:
+        if required:
+            raise BadField(field, "missing")
+        return ""
+    if _UNSAFE.search(value):
+        raise BadField(field, "contains control characters or bytes that are not UTF-8")
+    if len(value) > limit:
+        raise BadField(field, f"longer than {limit} characters")
+    return value
+
+
+def _pattern(
+    row: dict[str, str], field: str, pattern: re.Pattern[str], what: str, required: bool = True
+) -> str:
+    value = _text(row, field, required=required)
+    if value and not pattern.fullmatch(value):
+        raise BadField(field, f"{_show(value)} is not {what}")
+    return value
+
+
+def _date(row: dict[str, str], field: str, required: bool = True) -> Any:
+    value = _text(row, field, required=required)
+    if not value:
+        return None
+    if not _DATE.fullmatch(value):
+        raise BadField(field, f"{_show(value)} is not a date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadField(field, f"{_show(value)} is not a calendar date") from None
+
+
+def _bool(row: dict[str, str], field: str, default: bool | None = None) -> bool:
+    value = _text(row, field, required=default is None)
+    if not value:
+        return bool(default)
+    try:
+        return _BOOLS[value.lower()]
+    except KeyError:
+        raise BadField(field, f"{_show(value)} is not true or false") from None
+
+
+def _money(row: dict[str, str], field: str) -> Decimal:
+    value = _text(row, field)
+    if not _MONEY.fullmatch(value):
+        raise BadField(field, f"{_show(value)} is not an amount such as 120.00")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise BadField(field, f"{_show(value)} is not an amount") from None
+    if amount < 0:
+        raise BadField(field, f"{value} is negative")
+    return amount
+
+
+def _months(row: dict[str, str]) -> int:
+    value = _text(row, "renewal_months", required=False)
+    if not value:
+        return 12
+    if not value.isdigit() or not 1 <= int(value) <= 120:
+        raise BadField("renewal_months", f"{_show(value)} is not a whole number from 1 to 120")
+    return int(value)
+
+
+def _show(value: str) -> str:
+    """A value quoted for an error message, cut short so hostile input cannot flood the report."""
+    return repr(value if len(value) <= 40 else value[:40] + "...")

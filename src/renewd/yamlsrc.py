@@ -1,0 +1,119 @@
+"""Safe YAML loading that remembers the line of every key and list item, for `file:line` errors."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from renewd.errors import Problem, ProblemsError
+
+
+class LocatedMap(dict[str, Any]):
+    """A YAML mapping that knows its own line and the line of each key."""
+
+    line: int
+    lines: dict[str, int]
+
+
+class LocatedList(list[Any]):
+    """A YAML sequence that knows its own line and the line of each item."""
+
+    line: int
+    lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose containers carry line numbers; it constructs only the safe tags."""
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocatedMap:
+    loader.flatten_mapping(node)
+    result = LocatedMap()
+    result.line = _line(node)
+    result.lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"keys must be strings, got {key!r}", key_node.start_mark
+            )
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.lines[key] = _line(key_node)
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LocatedList:
+    result = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = _line(node)
+    result.lines = [_line(child) for child in node.value]
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse one YAML file; syntax errors become a `path:line: message` problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProblemsError([Problem(str(path), 0, f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ProblemsError([Problem(str(path), 0, "not UTF-8 text")]) from exc
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        message = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise ProblemsError([Problem(str(path), line, message)]) from exc
+    except yaml.YAMLError as exc:
+        raise ProblemsError([Problem(str(path), 0, str(exc))]) from exc
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """A ` (did you mean 'x'?)` suffix for typos, or nothing."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Reader:
+    """Collects problems while walking one YAML document, so `check` reports all of them at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.problems: list[Problem] = []
+
+    def problem(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.path, line, message))
+
+    def mapping(self, value: Any, line: int, what: str) -> LocatedMap | None:
+        if isinstance(value, LocatedMap):
+            return value
+        self.problem(line, f"{what} must be a mapping")
+        return None
+
+    def known_keys(self, node: LocatedMap, allowed: Iterable[str], what: str) -> None:
+        allowed = list(allowed)
+        for key in node:
+            if key not in allowed:
+                self.problem(
+                    node.lines[key], f"unknown key {key!r} in {what}{suggest(key, allowed)}"
+                )
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ProblemsError(self.problems)
