@@ -8,7 +8,7 @@ from renewd.config import load_config
 from renewd.errors import Problem, ProblemsError
 from renewd.policy.engine import Engine
 from renewd.policy.loader import load_policy, policy_files
-from renewd.templates import template_problems
+from renewd.templating import template_problems
 
 
 def check(path: Path) -> list[Problem]:
