@@ -6,12 +6,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import TODAY, mailbox
 
 from renewd.evaluate import DayPlan, Evaluator
 from renewd.facts import CycleState
 from renewd.history import MemoryHistory
 from renewd.model import Kind, Mailbox, StepKey
+
+from support import TODAY, mailbox
 
 Action = tuple[str, str]  # (rule, "notify:email" | "deduct:120.00" | "delete")
 
