@@ -132,7 +132,7 @@ def _read_section(r: Reader, sections: LocatedMap, name: str, section: Section) 
     r.known_keys(node, keys, f"lifecycle.{name}")
     days: list[int] = []
     if section.days_key:
-        days = _read_days(r, node, section, name)
+        days = _read_days(r, node, section, name, line)
         if not days:
             return None
     rule_id = name.replace("_", "-")
@@ -140,8 +140,10 @@ def _read_section(r: Reader, sections: LocatedMap, name: str, section: Section) 
     if not isinstance(template, str):
         r.problem(node.lines["template"], "template must be a template name")
     channels = read_channels(r, node["notify"], node.lines["notify"]) if "notify" in node else ()
+    if channels is None:
+        return None
     if not channels and not (section.deduct or section.delete):
-        r.problem(node.line, f"lifecycle.{name} needs 'notify' with at least one channel")
+        r.problem(line, f"lifecycle.{name} needs 'notify' with at least one channel")
         return None
     return Draft(
         id=rule_id,
@@ -157,10 +159,10 @@ def _read_section(r: Reader, sections: LocatedMap, name: str, section: Section) 
     )
 
 
-def _read_days(r: Reader, node: LocatedMap, section: Section, name: str) -> list[int]:
+def _read_days(r: Reader, node: LocatedMap, section: Section, name: str, line: int) -> list[int]:
     key = section.days_key
     if key not in node:
-        r.problem(node.line, f"lifecycle.{name} needs {key!r}")
+        r.problem(line, f"lifecycle.{name} needs {key!r}")
         return []
     value = node[key]
     items = value if isinstance(value, list) and section.many_days else [value]
@@ -189,13 +191,14 @@ def _check_grace(r: Reader, sections: LocatedMap) -> None:
         )
 
 
-def read_channels(r: Reader, value: Any, line: int) -> tuple[str, ...]:
+def read_channels(r: Reader, value: Any, line: int) -> tuple[str, ...] | None:
+    """The channels named, or None (after reporting why) when they are not valid."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
         r.problem(line, "notify must be a list of channels (email, sms)")
-        return ()
+        return None
     for item in items:
         if item not in CHANNELS:
             r.problem(line, f"unknown channel {item!r}{suggest(str(item), CHANNELS)}")
-            return ()
+            return None
     return tuple(dict.fromkeys(items))

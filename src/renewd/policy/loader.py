@@ -60,7 +60,7 @@ def load_policy(paths: Iterable[Path]) -> Policy:
         problems.extend(reader.problems)
     rules, rule_problems = _finish(drafts)
     problems.extend(rule_problems)
-    for key in ("timezone", "editions"):
+    for key in () if problems else ("timezone", "editions"):
         if key not in settings.values:
             problems.append(Problem(str(paths[0]), 0, f"no policy file sets {key!r}"))
     if problems:
@@ -180,7 +180,10 @@ def _read_rule(r: Reader, node: LocatedMap) -> Draft | None:
 def _read_then(r: Reader, then: LocatedMap, draft: Draft) -> None:
     r.known_keys(then, THEN_KEYS, "'then'")
     if "notify" in then:
-        draft.notify = lifecycle.read_channels(r, then["notify"], then.lines["notify"])
+        channels = lifecycle.read_channels(r, then["notify"], then.lines["notify"])
+        if channels is None:
+            return
+        draft.notify = channels
     for key in ("deduct", "delete"):
         if key in then:
             if isinstance(then[key], bool):
