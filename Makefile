@@ -1,0 +1,26 @@
+# One virtualenv for everything; `make demo` and `make test` are the README's two commands.
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' 2>/dev/null \
+	&& echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint
+demo: $(VENV)/.installed
+	$(BIN)/renewd check --config config.example.yaml
+	$(BIN)/renewd dry-run --config config.example.yaml --date 2026-12-01
+
+test: lint
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "renewd needs Python 3.11 or 3.12 (durable_rules 2.0.28 does not import on 3.13)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
