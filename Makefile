@@ -14,8 +14,8 @@ test: lint
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 	$(BIN)/mypy
 
 $(VENV)/.installed: pyproject.toml

@@ -41,11 +41,12 @@ OPTIONAL = (
 COLUMNS = REQUIRED + OPTIONAL
 KEPT_ERRORS = 1000
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MONEY = re.compile(r"-?\d{1,15}(\.\d{1,6})?")
+# re.ASCII everywhere: \d must not accept Arabic-Indic or fullwidth digits in a phone number.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_MONEY = re.compile(r"-?\d{1,15}(\.\d{1,6})?", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}")
-_PHONE = re.compile(r"\+[1-9]\d{6,14}")
+_PHONE = re.compile(r"\+[1-9]\d{6,14}", re.ASCII)
 _LOCALE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _DOMAIN = re.compile(
     r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
@@ -66,8 +67,8 @@ class BadField(Exception):
 class Snapshot:
     """One pass over a snapshot file. Iterate it for valid mailboxes; errors and counts accumulate.
 
-    Rows that repeat a mailbox_id are rejected, and the id lands in `duplicates` so the caller can
-    take no action at all for that mailbox: which of the rows is right cannot be known.
+    Rows that repeat a mailbox_id (valid or not) are rejected, and the id lands in `duplicates` so
+    the caller can take no action at all for that mailbox: which row is right cannot be known.
     """
 
     def __init__(self, path: Path, editions: frozenset[str], default_locale: str) -> None:
@@ -93,28 +94,21 @@ class Snapshot:
         if isinstance(row, RowError):
             self._reject(row)
             return None
+        mailbox_id = row.get("mailbox_id", "")
+        if mailbox_id in self._seen:
+            self.duplicates.add(mailbox_id)
+            reason = (
+                f"duplicate mailbox_id {_show(mailbox_id)}: no action is taken for this mailbox"
+            )
+            self._reject(RowError(str(self.path), line, "mailbox_id", reason, mailbox_id))
+            return None
+        if mailbox_id:
+            self._seen.add(mailbox_id)
         try:
-            mailbox = parse_row(row, line, self.editions, self.default_locale)
+            return parse_row(row, line, self.editions, self.default_locale)
         except BadField as bad:
-            self._reject(
-                RowError(str(self.path), line, bad.field, bad.reason, row.get("mailbox_id", ""))
-            )
+            self._reject(RowError(str(self.path), line, bad.field, bad.reason, mailbox_id))
             return None
-        if mailbox.mailbox_id in self._seen:
-            self.duplicates.add(mailbox.mailbox_id)
-            self._reject(
-                RowError(
-                    str(self.path),
-                    line,
-                    "mailbox_id",
-                    f"duplicate mailbox_id {mailbox.mailbox_id!r}: "
-                    "no action is taken for this mailbox",
-                    mailbox.mailbox_id,
-                )
-            )
-            return None
-        self._seen.add(mailbox.mailbox_id)
-        return mailbox
 
     def _reject(self, error: RowError) -> None:
         self.rejected += 1
@@ -132,7 +126,7 @@ def _open(path: Path) -> IO[str]:
             head = raw.read(4096)
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from exc
-    if not head.strip():
+    if not head.removeprefix(b"\xef\xbb\xbf").strip():
         raise SnapshotError(f"{path}: empty file, not a snapshot")
     if b"\0" in head:
         raise SnapshotError(f"{path}: binary data, not a snapshot (expected CSV or JSON Lines)")
@@ -143,6 +137,8 @@ def _csv_rows(handle: IO[str], path: str) -> Iterator[tuple[int, dict[str, str] 
     reader = csv.reader(handle)
     try:
         header = next(reader)
+    except StopIteration:
+        raise SnapshotError(f"{path}: empty file, not a snapshot") from None
     except csv.Error as exc:
         raise SnapshotError(f"{path}:1: unreadable header: {exc}") from exc
     _check_header(header, path)
@@ -188,24 +184,35 @@ def _jsonl_rows(handle: IO[str], path: str) -> Iterator[tuple[int, dict[str, str
             continue
         try:
             value = json.loads(text, parse_float=Decimal)
-        except ValueError as exc:
-            value = exc
-        if first and not isinstance(value, dict):
+            problem = "" if isinstance(value, dict) else "not a JSON object"
+        except json.JSONDecodeError as exc:
+            problem = f"not valid JSON: {exc.msg} at character {exc.pos + 1}"
+        except (ValueError, RecursionError):
+            problem = "not valid JSON: too deeply nested or malformed"
+        if first and problem:
             raise SnapshotError(
                 f"{path}:{line}: not a mailbox snapshot: expected a JSON object per line"
             )
         first = False
-        if isinstance(value, dict):
-            yield line, {str(k): _json_text(v) for k, v in value.items()}
+        if problem:
+            yield line, RowError(path, line, "", problem)
+            continue
+        fields = {str(k): _json_text(v) for k, v in value.items()}
+        bad = next((k for k, v in fields.items() if v is None), "")
+        if bad:
+            yield line, RowError(path, line, bad, "must be a string, number or boolean")
         else:
-            yield line, RowError(path, line, "", "not a JSON object")
+            yield line, {k: v or "" for k, v in fields.items()}
 
 
-def _json_text(value: Any) -> str:
+def _json_text(value: Any) -> str | None:
+    """The field as CSV would give it; None for arrays and objects, which no column takes."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return None
     return value if isinstance(value, str) else str(value)
 
 
@@ -291,7 +298,7 @@ def _money(row: dict[str, str], field: str) -> Decimal:
         amount = Decimal(value)
     except InvalidOperation:
         raise BadField(field, f"{_show(value)} is not an amount") from None
-    if amount < 0:
+    if amount.is_signed():
         raise BadField(field, f"{value} is negative")
     return amount
 
@@ -300,7 +307,7 @@ def _months(row: dict[str, str]) -> int:
     value = _text(row, "renewal_months", required=False)
     if not value:
         return 12
-    if not value.isdigit() or not 1 <= int(value) <= 120:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 120:
         raise BadField("renewal_months", f"{_show(value)} is not a whole number from 1 to 120")
     return int(value)
 
