@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from renewd.config import load_config
+from renewd.dates import add_months
 from renewd.model import Kind
 from renewd.policy.loader import load_policy, policy_files
-from renewd.simulate import Simulation, add_months
+from renewd.simulate import Simulation
 
 from support import ROOT
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,8 +21,10 @@ from renewd.errors import RenewdError
 from renewd.evaluate import DayPlan
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
+from renewd.runner import HELD_EXIT, open_ledger, run_day
 from renewd.simulate import Simulation
 from renewd.snapshot import Snapshot
+from renewd.state.ledger import Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.option(
@@ -150,6 +153,17 @@ def simulate(
     emit(simulation.run(start.date(), end.date()), simulation.snapshot, fmt)
 
 
+@contextlib.contextmanager
+def ledger_of(config: Path) -> Iterator[Ledger]:
+    """The ledger named in the config, for reading; it must have been created by `run`."""
+    ledger = open_ledger(load_config(config))
+    try:
+        ledger.require_schema()
+        yield ledger
+    finally:
+        ledger.close()
+
+
 def cfg_snapshot(cfg: Config, day: date) -> Path:
     if not cfg.snapshot:
         raise RenewdError("no snapshot: pass --snapshot or set 'snapshot' in the config")
@@ -166,3 +180,97 @@ def emit(plans: Iterable[DayPlan], snapshot: Snapshot, fmt: str) -> None:
         click.echo(line, err=True)
     if fmt == "table":
         click.echo(report.summary(plans, snapshot), err=True)
+
+
+@main.command()
+@with_config
+@SNAPSHOT
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Day to run [default: today in the policy timezone].",
+)
+@click.option(
+    "--allow-mass-deletion",
+    is_flag=True,
+    help="Override the mass-deletion and shrink guards, this once.",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another renewd to finish.",
+)
+@FORMAT
+def run(
+    config: Path,
+    snapshot: Path | None,
+    day: datetime | None,
+    allow_mass_deletion: bool,
+    wait: float,
+    fmt: str,
+) -> None:
+    """Do one day's work for real: charge, delete and send, each exactly once.
+
+    Running it again for the same day does nothing new; after a crash it finishes what was left.
+    Exits 3 when a guard held deletions or deductions back.
+    """
+    cfg, policy = load(config)
+    when = day.date() if day else today(policy)
+    path = snapshot or cfg_snapshot(cfg, when)
+    outcome = run_day(cfg, policy, path, when, allow_mass_deletion=allow_mass_deletion, wait=wait)
+    with ledger_of(config) as ledger:
+        rows = ledger.run_actions(outcome.run_id)
+    if fmt == "jsonl":
+        report.write_outcomes(rows, sys.stdout)
+    for line in report.run_summary(outcome):
+        click.echo(line, err=fmt == "jsonl")
+    if outcome.held:
+        sys.exit(HELD_EXIT)
+
+
+@main.command()
+@with_config
+@click.argument("mailbox_id")
+def history(config: Path, mailbox_id: str) -> None:
+    """Everything renewd decided and did for one mailbox."""
+    with ledger_of(config) as ledger:
+        rows = ledger.mailbox_history(mailbox_id)
+    if not rows:
+        click.echo(f"nothing recorded for {mailbox_id}")
+        return
+    report.write_rows(report.history_rows(rows), sys.stdout)
+
+
+@main.command()
+@with_config
+@click.option(
+    "--limit", type=int, default=20, show_default=True, help="How many runs, newest first."
+)
+def runs(config: Path, limit: int) -> None:
+    """Past runs with their counts."""
+    with ledger_of(config) as ledger:
+        rows = ledger.runs(limit)
+    report.write_rows(report.run_rows(rows), sys.stdout)
+
+
+@main.command()
+@with_config
+@click.option(
+    "--month", required=True, metavar="YYYY-MM", help="Calendar month, in the policy timezone."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "table"]), default="csv", show_default=True
+)
+def orders(config: Path, month: str, fmt: str) -> None:
+    """Consumption orders charged in a month: the invoiceable records (added funds never are)."""
+    _, policy = load(config)
+    start, end = report.month_bounds(month, policy.timezone)
+    with ledger_of(config) as ledger:
+        rows = list(ledger.orders_in(start, end))
+    if fmt == "csv":
+        report.write_orders_csv(rows, sys.stdout)
+    else:
+        report.write_rows(report.order_rows(rows), sys.stdout)

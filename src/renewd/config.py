@@ -1,96 +1,171 @@
-"""The operator's config file: where the rules, snapshot and templates are, and run settings."""
+"""The operator's config file: where rules, snapshots and the ledger are, and how effects happen."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from renewd.errors import Problem, ProblemsError
+from renewd.guards import GuardSettings
+from renewd.messages import Branding
 from renewd.yamlsrc import LocatedMap, Reader, load_yaml
 
 DEFAULT_PATH = Path("config.yaml")
 ENV_VAR = "RENEWD_CONFIG"
-KEYS = ("rules", "snapshot", "templates", "default_locale", "locales", "catch_up_days")
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path
     rules: Path
-    snapshot: str
+    snapshot: str = ""
+    templates: Path | None = None
     default_locale: str = "en"
     locales: tuple[str, ...] = ("en", "zh-CN")
     catch_up_days: int = 31
-    templates: Path | None = None
+    ledger: str = "var/renewd.sqlite3"
+    billing: dict[str, Any] = field(default_factory=lambda: {"backend": "ledger"})
+    provisioning: dict[str, Any] = field(default_factory=lambda: {"backend": "ledger"})
+    senders: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"email": {"backend": "console"}, "sms": {"backend": "console"}}
+    )
+    guards: GuardSettings = field(default_factory=GuardSettings)
+    branding: Branding = field(default_factory=Branding)
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
 
     def snapshot_for(self, day: date) -> Path:
         """The snapshot path for a day: `{date}` in the configured path becomes YYYY-MM-DD."""
-        return self.path.parent / self.snapshot.replace("{date}", day.isoformat())
+        return self.base / self.snapshot.replace("{date}", day.isoformat())
 
 
 def config_path(given: str | None) -> Path:
     return Path(given or os.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
+def _text(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, str) and value:
+        return value
+    r.problem(line, f"{key} must be a non-empty string")
+    return None
+
+
+def _locales(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, list) and value and all(isinstance(x, str) for x in value):
+        return tuple(value)
+    r.problem(line, "locales must be a list such as [en, zh-CN]")
+    return None
+
+
+def _catch_up(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 366:
+        return value
+    r.problem(line, "catch_up_days must be a whole number from 0 to 366")
+    return None
+
+
+def _backend(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, LocatedMap) and isinstance(value.get("backend"), str):
+        return dict(value)
+    r.problem(line, f"{key} must be a mapping with a 'backend' name, such as {{backend: ledger}}")
+    return None
+
+
+def _senders(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "senders")
+    if node is None:
+        return None
+    r.known_keys(node, ("email", "sms"), "senders")
+    found = {name: _backend(r, node[name], node.lines[name], f"senders.{name}") for name in node}
+    return None if None in found.values() else found
+
+
+def _guards(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "guards")
+    if node is None:
+        return None
+    r.known_keys(node, ("max_deletion_share", "min_deletions", "max_shrink_share"), "guards")
+    values: dict[str, Any] = {}
+    for name in ("max_deletion_share", "max_shrink_share"):
+        if name in node:
+            try:
+                share = Decimal(str(node[name]))
+            except InvalidOperation:
+                share = Decimal(-1)
+            if not 0 <= share <= 1:
+                r.problem(
+                    node.lines[name], f"guards.{name} must be a share from 0 to 1 (0.01 is 1%)"
+                )
+            values[name] = share
+    if "min_deletions" in node:
+        if not isinstance(node["min_deletions"], int) or node["min_deletions"] < 0:
+            r.problem(
+                node.lines["min_deletions"], "guards.min_deletions must be a whole number >= 0"
+            )
+        values["min_deletions"] = node["min_deletions"]
+    return GuardSettings(**values)
+
+
+def _branding(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "messages")
+    if node is None:
+        return None
+    r.known_keys(node, ("brand", "renewal_url"), "messages")
+    values = {k: _text(r, node[k], node.lines[k], f"messages.{k}") for k in node}
+    url = values.get("renewal_url") or Branding.renewal_url
+    if "{mailbox_id}" not in url:
+        r.problem(
+            node.lines.get("renewal_url", node.line),
+            "messages.renewal_url must contain {mailbox_id}",
+        )
+    return Branding(**values)
+
+
+Parser = Callable[[Reader, Any, int, str], Any]
+KEYS: dict[str, Parser] = {
+    "rules": _text,
+    "snapshot": _text,
+    "templates": _text,
+    "default_locale": _text,
+    "locales": _locales,
+    "catch_up_days": _catch_up,
+    "ledger": _text,
+    "billing": _backend,
+    "provisioning": _backend,
+    "senders": _senders,
+    "guards": _guards,
+    "messages": _branding,
+}
+
+
 def load_config(path: Path) -> Config:
     """Read and validate the config; relative paths in it are relative to the file itself."""
     if not path.is_file():
-        raise ProblemsError([_missing(path)])
-    document = load_yaml(path)
+        hint = f" (pass --config, or set ${ENV_VAR}; config.example.yaml is a start)"
+        raise ProblemsError([Problem(str(path), 0, f"config file not found{hint}")])
     r = Reader(path)
-    node = r.mapping(document, 1, "the config")
+    node = r.mapping(load_yaml(path), 1, "the config")
     if node is None:
         raise ProblemsError(r.problems)
     r.known_keys(node, KEYS, "the config")
-    values: dict[str, Any] = {}
-    for key in ("rules", "snapshot", "templates", "default_locale"):
-        _string(r, node, key, values)
-    _locales(r, node, values)
-    _catch_up(r, node, values)
+    values = {key: KEYS[key](r, node[key], node.lines[key], key) for key in node if key in KEYS}
     if "rules" not in node:
         r.problem(node.line, "the config needs 'rules' (a directory of policy files)")
-    r.raise_if_any()
     if values.get("default_locale", "en") not in values.get("locales", Config.locales):
         r.problem(
             node.lines.get("default_locale", node.line), "default_locale must be one of locales"
         )
-        r.raise_if_any()
-    rules = path.parent / values.pop("rules")
+    r.raise_if_any()
+    values["rules"] = path.parent / values["rules"]
     if "templates" in values:
         values["templates"] = path.parent / values["templates"]
-    return Config(path=path, rules=rules, snapshot=values.pop("snapshot", ""), **values)
-
-
-def _locales(r: Reader, node: LocatedMap, values: dict[str, Any]) -> None:
-    if "locales" in node:
-        locales = node["locales"]
-        if isinstance(locales, list) and locales and all(isinstance(x, str) for x in locales):
-            values["locales"] = tuple(locales)
-        else:
-            r.problem(node.lines["locales"], "locales must be a list such as [en, zh-CN]")
-
-
-def _catch_up(r: Reader, node: LocatedMap, values: dict[str, Any]) -> None:
-    if "catch_up_days" in node:
-        days = node["catch_up_days"]
-        if isinstance(days, int) and not isinstance(days, bool) and 0 <= days <= 366:
-            values["catch_up_days"] = days
-        else:
-            message = "catch_up_days must be a whole number from 0 to 366"
-            r.problem(node.lines["catch_up_days"], message)
-
-
-def _string(r: Reader, node: LocatedMap, key: str, values: dict[str, Any]) -> None:
-    if key in node:
-        if isinstance(node[key], str) and node[key]:
-            values[key] = node[key]
-        else:
-            r.problem(node.lines[key], f"{key} must be a non-empty string")
-
-
-def _missing(path: Path) -> Problem:
-    hint = f" (pass --config, or set ${ENV_VAR}; config.example.yaml is a start)"
-    return Problem(str(path), 0, f"config file not found{hint}")
+    if "messages" in values:
+        values["branding"] = values.pop("messages")
+    return Config(path=path, **values)

@@ -1,41 +1,72 @@
-"""One day's decisions for a snapshot, computed without writing anything anywhere."""
+"""One day's plan for a snapshot: what dry-run prints and what run then acts on.
+
+Both go through `plan_day`; the only difference is what happens to the plan afterwards. With a
+ledger, the plan takes account of what earlier runs did (steps done, renewals paid, the days
+since the last complete run); without one, every step is new. Nothing here writes anything.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from renewd.config import Config
-from renewd.evaluate import DayPlan, Evaluator
+from renewd.evaluate import DayPlan, Evaluator, Window
 from renewd.history import History, MemoryHistory
+from renewd.model import Mailbox
 from renewd.policy.model import Policy
 from renewd.snapshot import Snapshot
+from renewd.state.ledger import Ledger
 
 
 @dataclass
 class DayResult:
     plan: DayPlan
+    evaluator: Evaluator
     snapshot: Snapshot
+    window: Window
+    history: History
+    taken_at: datetime
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+
+
+def taken_at(path: Path) -> datetime:
+    """When the export was written: deductions after it cannot be in its balances."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return datetime.now(UTC)
 
 
 def plan_day(
-    config: Config,
-    policy: Policy,
-    snapshot_path: Path,
-    day: date,
-    history: History | None = None,
-    since: date | None = None,
+    config: Config, policy: Policy, snapshot_path: Path, day: date, ledger: Ledger | None = None
 ) -> DayResult:
-    """Stream the snapshot, keep only the mailboxes some rule can match, and plan the day.
+    """Stream the snapshot, keep only the mailboxes some rule can reach, and plan the day.
 
     Only those candidates are held in memory, so a snapshot of millions of rows costs the memory
-    of the few thousand that are near a step. A mailbox whose id appears twice gets no action.
+    of the few thousand near a step. A mailbox whose id appears twice gets no action.
     """
     evaluator = Evaluator(policy)
+    since = ledger.last_clean_day() if ledger else None
+    if since is not None:
+        since = max(since, day - timedelta(days=config.catch_up_days + 1))
     window = evaluator.window(day, since)
+    moment = taken_at(snapshot_path)
+    charged = ledger.charged_after(moment) if ledger else set()
     snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
-    candidates = [mailbox for mailbox in snapshot if window.may_match(mailbox)]
-    candidates = [m for m in candidates if m.mailbox_id not in snapshot.duplicates]
-    plan = evaluator.plan(candidates, window, history or MemoryHistory())
-    return DayResult(plan, snapshot)
+    candidates: dict[str, Mailbox] = {}
+    visible: dict[str, date] = {}
+    for mailbox in snapshot:
+        if mailbox.mailbox_id in charged:
+            visible[mailbox.mailbox_id] = mailbox.expires_on
+        if window.may_match(mailbox):
+            candidates[mailbox.mailbox_id] = mailbox
+    for duplicate in snapshot.duplicates:
+        candidates.pop(duplicate, None)
+    history: History = MemoryHistory()
+    if ledger is not None:
+        accounts = {m.account_id for m in candidates.values()}
+        history = ledger.history(candidates.keys(), accounts, moment, visible)
+    plan = evaluator.plan(candidates.values(), window, history)
+    return DayResult(plan, evaluator, snapshot, window, history, moment, candidates)

@@ -62,6 +62,10 @@ class Evaluator:
         self.engine = Engine(policy)
         self._rules = {rule.id: rule for rule in policy.rules}
         self._steps = {anchor: policy.steps(anchor) for anchor in Anchor}
+        # The day before each deletion step, too: the deletion guard wants renewd to have seen the
+        # mailbox expired on an earlier run, so it must be read on that day.
+        eve = {step - 1 for rule in policy.rules if rule.delete for step in rule.steps}
+        self._watched = {**self._steps, Anchor.EXPIRY: self._steps[Anchor.EXPIRY] | eve}
 
     def window(self, today: date, since: date | None = None) -> Window:
         """Days after `since` up to `today` (just `today` when `since` is None or not earlier)."""
@@ -69,7 +73,7 @@ class Evaluator:
         days = tuple(first + timedelta(days=n) for n in range((today - first).days + 1))
         due = {
             anchor: frozenset(day - timedelta(days=step) for day in days for step in steps)
-            for anchor, steps in self._steps.items()
+            for anchor, steps in self._watched.items()
         }
         return Window(today, days, due)
 
@@ -94,10 +98,23 @@ class Evaluator:
         per_mailbox.sort(key=lambda item: item[0])
         return DayPlan(window.today, [d for _, decisions in per_mailbox for d in decisions])
 
+    def declined(self, mailbox: Mailbox, window: Window, history: History) -> list[Decision]:
+        """The decisions if the billing backend declines this mailbox's deduction.
+
+        Exactly as if the balance had been short: the policy's failure path, worked out now so
+        that it can stand by in the ledger and go out the moment a decline is recorded.
+        """
+        return self._decide(mailbox, window, Decimal(0), history, short=True)
+
     def _decide(
-        self, mailbox: Mailbox, window: Window, available: Decimal, history: History
+        self,
+        mailbox: Mailbox,
+        window: Window,
+        available: Decimal,
+        history: History,
+        short: bool = False,
     ) -> list[Decision]:
-        due = self._due_steps(mailbox, window, available, history)
+        due = self._due_steps(mailbox, window, available, history, short)
         winners: dict[str, Rule] = {}
         for rule, _ in due:
             best = winners.get(rule.group)
@@ -111,7 +128,7 @@ class Evaluator:
         return decisions
 
     def _due_steps(
-        self, mailbox: Mailbox, window: Window, available: Decimal, history: History
+        self, mailbox: Mailbox, window: Window, available: Decimal, history: History, short: bool
     ) -> list[tuple[Rule, StepKey]]:
         """The latest step per rule that came due in the window and was not done before.
 
@@ -124,7 +141,9 @@ class Evaluator:
         for day in window.days:
             if not self._possible_on(mailbox, day):
                 continue
-            facts = derive(mailbox, day, is_paid=is_paid, available=available, cycle=cycle)
+            facts = derive(
+                mailbox, day, is_paid=is_paid, available=available, cycle=cycle, short=short
+            )
             for rule_id in self.engine.matches(facts):
                 latest[rule_id] = (self._rules[rule_id], day)
         due = []

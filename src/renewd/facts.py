@@ -57,8 +57,10 @@ def derive(
     is_paid: bool,
     available: Decimal,
     cycle: CycleState,
+    short: bool = False,
 ) -> dict[str, Any]:
-    """The facts for `day`. `available` is the account balance left after earlier deductions.
+    """The facts for `day`. `available` is the account balance left after earlier deductions;
+    `short` makes the balance count as not covering the fee (billing declined the charge).
 
     `domain_days_to_expiry` is absent when the snapshot has no domain expiry date: every
     comparison with a missing fact is false, negated or not.
@@ -70,7 +72,7 @@ def derive(
         "renewal_months": mailbox.renewal_months,
         "is_paid": is_paid,
         "auto_renew": mailbox.auto_renew,
-        "balance_covers_fee": available >= mailbox.renewal_fee,
+        "balance_covers_fee": available >= mailbox.renewal_fee and not short,
         "renewed": cycle.renewed,
         "reminded": cycle.reminded,
         "domain_via_provider": mailbox.domain_via_provider,

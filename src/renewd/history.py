@@ -26,6 +26,9 @@ class History(Protocol):
     def unseen_debits(self, account_id: str) -> Decimal:
         """renewd's own deductions that the snapshot's balance cannot include yet."""
 
+    def first_seen(self, mailbox_id: str, cycle: date) -> date | None:
+        """The first day renewd saw the mailbox expired and unrenewed in this cycle."""
+
 
 class MemoryHistory:
     """History kept in memory; `record` applies a day's decisions to it."""
@@ -45,6 +48,10 @@ class MemoryHistory:
 
     def unseen_debits(self, account_id: str) -> Decimal:
         return self._debits[account_id]
+
+    def first_seen(self, mailbox_id: str, cycle: date) -> date | None:
+        """The simulator keeps no sightings: it applies no deletion guard."""
+        return None
 
     def record(self, decisions: Iterable[Decision], *, unseen: bool = False) -> None:
         """Mark decisions done. With `unseen`, deductions also count against the next balance."""

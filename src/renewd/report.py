@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING, Any, TextIO
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import RowMapping
+
+from renewd.dates import add_months
+from renewd.errors import RenewdError
 from renewd.evaluate import DayPlan
 from renewd.model import Anchor, Decision, Kind
 from renewd.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from renewd.runner import RunReport
 
 
 def decision_record(decision: Decision) -> dict[str, Any]:
@@ -40,8 +50,13 @@ def write_jsonl(plans: Iterable[DayPlan], out: TextIO) -> None:
 
 
 def step_label(decision: Decision) -> str:
-    prefix = "domain " if decision.anchor is Anchor.DOMAIN else ""
-    return f"{prefix}D{decision.step:+d}" if decision.step else f"{prefix}D"
+    return label(decision.anchor.value, decision.step)
+
+
+def label(anchor: str, step: int) -> str:
+    """D-30, D, D+7; domain D-7 for steps counted from the domain's expiry."""
+    prefix = "domain " if anchor == Anchor.DOMAIN.value else ""
+    return f"{prefix}D{step:+d}" if step else f"{prefix}D"
 
 
 def _detail(decision: Decision) -> str:
@@ -75,12 +90,7 @@ def write_table(plans: Iterable[DayPlan], out: TextIO) -> list[DayPlan]:
                     note,
                 )
             )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    for row in rows:
-        out.write(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            + "\n"
-        )
+    write_rows(rows, out)
     if len(rows) == 1:
         out.write("(no actions)\n")
     return seen
@@ -111,3 +121,150 @@ def row_errors(snapshot: Snapshot) -> list[str]:
     if hidden > 0:
         lines.append(f"{snapshot.path}: ... and {hidden} more rejected rows")
     return lines
+
+
+def write_rows(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    """Left-aligned columns, the first row being the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            + "\n"
+        )
+
+
+SHOWN = ("pending", "sending", "waiting", "done", "failed", "held")
+
+
+def write_outcomes(rows: Iterable[RowMapping], out: TextIO) -> None:
+    """`run --format jsonl`: the dry-run records plus what became of each action."""
+    for row in rows:
+        if row["state"] not in SHOWN:
+            continue
+        record: dict[str, Any] = {
+            "date": row["day"].isoformat(),
+            "mailbox_id": row["mailbox_id"],
+            "account_id": row["account_id"],
+            "rule": row["rule"],
+            "action": row["kind"],
+            "cycle": row["cycle"].isoformat(),
+            "step": row["step"],
+        }
+        if row["kind"] == Kind.NOTIFY.value:
+            record.update(channel=row["channel"], template=row["template"])
+        elif row["kind"] == Kind.DEDUCT.value:
+            record.update(amount=row["amount"], currency=row["currency"])
+        record.update(outcome=row["state"], provider_id=row["provider_id"], error=row["error"])
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def run_summary(report: RunReport) -> list[str]:
+    snapshot = report.result.snapshot
+    lines = [
+        f"run {report.run_id} for {report.day}: {report.status}",
+        f"rows read: {snapshot.rows_read}, rejected: {snapshot.rejected}; "
+        f"ledger rows written: {report.written}",
+    ]
+    lines += [f"  {key:<28} {count}" for key, count in sorted(report.outcomes.items())]
+    if not report.outcomes:
+        lines.append("  nothing to do")
+    lines += [f"held: {reason}" for reason in report.held]
+    lines += row_errors(snapshot)
+    return lines
+
+
+def history_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
+    table: list[tuple[str, ...]] = [
+        ("DAY", "RULE", "CYCLE", "STEP", "ACTION", "STATE", "TRIES", "PROVIDER ID / ERROR")
+    ]
+    for row in rows:
+        action = row["kind"] + (f":{row['channel']}" if row["channel"] else "")
+        note = (
+            row["error"]
+            or row["provider_id"]
+            or (f"superseded by {row['superseded_by']}" if row["superseded_by"] else "")
+        )
+        table.append(
+            (
+                row["day"].isoformat(),
+                row["rule"],
+                row["cycle"].isoformat(),
+                label(row["anchor"], row["step"]),
+                action,
+                row["state"],
+                str(row["attempts"]),
+                note,
+            )
+        )
+    return table
+
+
+def run_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
+    table: list[tuple[str, ...]] = [
+        ("RUN", "DAY", "STATUS", "STARTED", "ROWS", "REJECTED", "OUTCOMES", "MESSAGE")
+    ]
+    for row in rows:
+        counts = json.loads(row["counts"] or "{}")
+        outcome = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"
+        table.append(
+            (
+                str(row["id"]),
+                row["day"].isoformat(),
+                row["status"],
+                row["started_at"][:19],
+                str(row["rows_read"]),
+                str(row["rows_rejected"]),
+                outcome,
+                row["message"],
+            )
+        )
+    return table
+
+
+ORDER_COLUMNS = (
+    "order_id",
+    "charged_at",
+    "account_id",
+    "mailbox_id",
+    "amount",
+    "currency",
+    "period_from",
+    "period_to",
+    "idempotency_key",
+    "reference",
+)
+
+
+def order_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
+    return [ORDER_COLUMNS, *(tuple(_order_cell(row, c) for c in ORDER_COLUMNS) for row in rows)]
+
+
+def write_orders_csv(rows: Iterable[RowMapping], out: TextIO) -> None:
+    """CSV for invoicing; cells a spreadsheet would run as a formula are defused with a quote."""
+    writer = csv.writer(out)
+    writer.writerow(ORDER_COLUMNS)
+    for row in rows:
+        writer.writerow([_defuse(_order_cell(row, column)) for column in ORDER_COLUMNS])
+
+
+def _order_cell(row: RowMapping, column: str) -> str:
+    value = row["id"] if column == "order_id" else row[column]
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _defuse(cell: str) -> str:
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def month_bounds(month: str, timezone: str) -> tuple[str, str]:
+    """[start, end) of a calendar month in the policy timezone, as UTC ISO strings."""
+    try:
+        first = datetime.strptime(month + "-01", "%Y-%m-%d").date()
+    except ValueError:
+        raise RenewdError(f"--month must look like 2026-11, not {month!r}") from None
+    after = add_months(first, 1)
+    zone = ZoneInfo(timezone)
+    start, end = (
+        datetime.combine(d, time(), zone).astimezone(UTC).isoformat() for d in (first, after)
+    )
+    return start, end

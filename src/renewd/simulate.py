@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -10,19 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from renewd.config import Config
+from renewd.dates import add_months
 from renewd.errors import RenewdError
 from renewd.evaluate import DayPlan, Evaluator
 from renewd.history import MemoryHistory
 from renewd.model import Kind, Mailbox
 from renewd.policy.model import Policy
 from renewd.snapshot import Snapshot
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day `months` later, clamped to the end of a shorter month (Jan 31 -> Feb 28)."""
-    years, month_index = divmod(day.month - 1 + months, 12)
-    year, month = day.year + years, month_index + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 class Simulation:

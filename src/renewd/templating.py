@@ -18,8 +18,9 @@ SHIPPED = Path(__file__).parent / "templates"
 PARTS = {"email": ("subject.txt", "body.txt", "body.html"), "sms": ("sms.txt",)}
 
 
-def environment() -> SandboxedEnvironment:
+def environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment:
     return SandboxedEnvironment(
+        loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         keep_trailing_newline=False,

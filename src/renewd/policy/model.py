@@ -61,6 +61,12 @@ class Policy:
     def editions(self) -> frozenset[str]:
         return self.paid_editions | self.free_editions
 
+    @property
+    def deletion_after(self) -> int | None:
+        """Days after expiry on which a mailbox is deleted (the earliest deleting step), if any."""
+        days = [min(r.steps) for r in self.rules if r.delete and r.anchor is Anchor.EXPIRY]
+        return min(days) if days else None
+
     def steps(self, anchor: Anchor) -> frozenset[int]:
         """Every offset from `anchor` on which some rule can act: the evaluator's pre-filter."""
         result = frozenset[int]()

@@ -1,0 +1,1 @@
+"""Billing (charging the renewal fee) and provisioning (deleting a mailbox) backends."""

@@ -1,0 +1,146 @@
+"""The executor: applies the outbox. Charges, then deletions, then messages; each outcome recorded.
+
+Every effect runs from a ledger row that was written before it, and records its outcome after.
+A crash in between leaves the row open and the next run finishes it: charges and deletions carry
+an idempotency key, so repeating them is safe; a message in flight may be sent twice, at most
+one per sender slot (the senders here send one message at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from renewd.backends.base import Billing, Charge, Provisioning, Removal, TransientError
+from renewd.messages import Renderer
+from renewd.senders.base import Outbound, Result, Sender, Status
+from renewd.state.ledger import Ledger
+
+MAX_ATTEMPTS = 8
+
+
+class Executor:
+    def __init__(
+        self,
+        ledger: Ledger,
+        billing: Billing,
+        provisioning: Provisioning,
+        senders: dict[str, Sender],
+        renderer: Renderer,
+    ) -> None:
+        self.ledger = ledger
+        self.billing = billing
+        self.provisioning = provisioning
+        self.senders = senders
+        self.renderer = renderer
+        self.counts: Counter[str] = Counter()
+        self.stopped: dict[str, str] = {}
+
+    def run(self) -> Counter[str]:
+        """Work through every open row of the outbox, this run's and any left by an earlier one."""
+        self._charges()
+        self._deletions()
+        asyncio.run(self._messages())
+        return self.counts
+
+    def _charges(self) -> None:
+        for action in self.ledger.open_actions("deduct"):
+            order = self.ledger.order_for(action["mailbox_id"], action["cycle"])
+            if order is None or order["state"] != "pending":
+                continue
+            charge = Charge(
+                idempotency_key=order["idempotency_key"],
+                account_id=order["account_id"],
+                mailbox_id=order["mailbox_id"],
+                amount=Decimal(order["amount"]),
+                currency=order["currency"],
+                period_from=order["period_from"],
+                period_to=order["period_to"],
+            )
+            try:
+                outcome = self.billing.charge(charge)
+            except TransientError as exc:
+                self.ledger.mark(action["id"], "pending", error=str(exc))
+                self.counts["deduct:retry"] += 1
+                continue
+            state = outcome.status if outcome.status in ("charged", "declined") else "failed"
+            self.ledger.settle_order(
+                action["id"], order["id"], state, outcome.reference, outcome.error
+            )
+            self.counts[f"deduct:{state}"] += 1
+
+    def _deletions(self) -> None:
+        for action in self.ledger.open_actions("delete"):
+            mailbox_id, cycle = action["mailbox_id"], action["cycle"]
+            self.ledger.deletion_requested(action["id"], mailbox_id, cycle, self.provisioning.name)
+            removal = Removal(
+                f"renewd:{mailbox_id}:{cycle.isoformat()}", action["account_id"], mailbox_id, cycle
+            )
+            try:
+                outcome = self.provisioning.delete(removal)
+            except TransientError as exc:
+                self.ledger.mark(action["id"], "pending", error=str(exc))
+                self.counts["delete:retry"] += 1
+                continue
+            ok = outcome.status == "deleted"
+            self.ledger.deletion_settled(
+                action["id"], mailbox_id, cycle, ok, outcome.reference, outcome.error
+            )
+            self.counts[f"delete:{'done' if ok else 'failed'}"] += 1
+
+    async def _messages(self) -> None:
+        try:
+            for action in self.ledger.open_actions("notify"):
+                channel = action["channel"]
+                if channel in self.stopped:
+                    continue
+                sender = self.senders.get(channel)
+                if sender is None:
+                    self.stopped[channel] = f"no sender is configured for {channel}"
+                    continue
+                await self._send(sender, action)
+        finally:
+            for sender in self.senders.values():
+                await sender.close()
+
+    async def _send(self, sender: Sender, action: RowMapping) -> None:
+        channel = action["channel"]
+        try:
+            message = self._message(action)
+        except Exception as exc:  # a template error is this message's failure, not the run's
+            self.ledger.mark(action["id"], "failed", error=f"cannot render: {exc}")
+            self.counts[f"notify:{channel}:failed"] += 1
+            return
+        self.ledger.mark(action["id"], "sending")
+        try:
+            result = await sender.send(message)
+        except OSError as exc:  # a sender that could not even try: the message stays for next time
+            result = Result(Status.RETRY, error=f"{type(exc).__name__}: {exc}")
+        self._record(action, result)
+
+    def _record(self, action: RowMapping, result: Result) -> None:
+        channel = action["channel"]
+        state = {Status.SENT: "done", Status.FAILED: "failed"}.get(result.status, "pending")
+        if state == "pending" and action["attempts"] + 1 >= MAX_ATTEMPTS:
+            state = "failed"
+        self.ledger.mark(action["id"], state, provider_id=result.provider_id, error=result.error)
+        if result.status is Status.STOP:
+            self.stopped[channel] = result.error
+        self.counts[f"notify:{channel}:{result.status.value}"] += 1
+
+    def _message(self, action: RowMapping) -> Outbound:
+        payload: dict[str, Any] = json.loads(action["payload"])
+        values, locale, template = payload["vars"], payload["locale"], action["template"]
+        key = f"renewd-{action['id']}"
+        if action["channel"] == "sms":
+            text = self.renderer.sms(template, locale, values)
+            return Outbound(key, "sms", payload["to"], locale, text=text)
+        rendered = self.renderer.email(template, locale, values)
+        return Outbound(
+            key, "email", payload["to"], locale, rendered.subject, rendered.text, rendered.html
+        )

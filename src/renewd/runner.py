@@ -1,0 +1,248 @@
+"""`renewd run`: one day's work for real, exactly once, under the ledger lock.
+
+plan (the same as dry-run) -> guards -> every decision written to the ledger in one transaction
+-> the executor applies the outbox -> the run record says what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from renewd.config import Config
+from renewd.dates import add_months
+from renewd.dryrun import DayResult, plan_day, taken_at
+from renewd.execute import Executor
+from renewd.guards import first_sight, mass_hold
+from renewd.messages import Renderer, variables
+from renewd.model import Decision, Kind, Mailbox, StepKey
+from renewd.plugins import plugin
+from renewd.policy.model import Policy
+from renewd.state.ledger import Ledger, PlannedStep, SnapshotInfo, database_url
+from renewd.state.lock import RunLock
+
+HELD_EXIT = 3
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    day: date
+    status: str
+    result: DayResult
+    held: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    written: int = 0
+
+
+def open_ledger(config: Config) -> Ledger:
+    return Ledger(database_url(config.ledger, config.base))
+
+
+def run_day(
+    config: Config,
+    policy: Policy,
+    snapshot_path: Path,
+    day: date,
+    *,
+    allow_mass_deletion: bool = False,
+    wait: float = 0.0,
+) -> RunReport:
+    ledger = open_ledger(config)
+    try:
+        with RunLock(ledger.engine, wait):
+            ledger.upgrade()
+            executor = _executor(config, ledger)
+            return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion)
+    finally:
+        ledger.close()
+
+
+def _run(
+    config: Config,
+    policy: Policy,
+    ledger: Ledger,
+    executor: Executor,
+    snapshot_path: Path,
+    day: date,
+    allow_mass_deletion: bool,
+) -> RunReport:
+    run_id = ledger.start_run(day, _identity(snapshot_path), policy.digest)
+    try:
+        result = plan_day(config, policy, snapshot_path, day, ledger)
+        report = RunReport(run_id, day, "done", result)
+        steps = _steps(config, policy, result, ledger.last_rows_read(), allow_mass_deletion, report)
+        report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
+        report.outcomes = executor.run()
+        report.status = "held" if report.held else "done"
+    except BaseException as exc:
+        ledger.finish_run(
+            run_id, "failed", rows_read=0, rows_rejected=0, counts={}, rejected=[], message=str(exc)
+        )
+        raise
+    snapshot = result.snapshot
+    ledger.finish_run(
+        run_id,
+        report.status,
+        rows_read=snapshot.rows_read,
+        rows_rejected=snapshot.rejected,
+        counts=dict(report.outcomes),
+        rejected=[str(e) for e in snapshot.errors],
+        message="; ".join(report.held),
+    )
+    return report
+
+
+def _executor(config: Config, ledger: Ledger) -> Executor:
+    """Backends and senders are set up before anything is written: bad settings stop the run."""
+
+    def make(kind: str, settings: dict[str, Any]) -> Any:
+        return plugin(kind, settings["backend"])(settings, config.base)
+
+    senders = {
+        channel: plugin("sender", settings["backend"])(settings, config.base, channel)
+        for channel, settings in config.senders.items()
+    }
+    renderer = Renderer(config.templates, config.default_locale)
+    return Executor(
+        ledger,
+        make("billing", config.billing),
+        make("provisioning", config.provisioning),
+        senders,
+        renderer,
+    )
+
+
+def _identity(path: Path) -> SnapshotInfo:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        pass
+    return SnapshotInfo(str(path), digest.hexdigest(), taken_at(path))
+
+
+def _sighted(result: DayResult) -> list[tuple[str, date]]:
+    """Mailboxes seen expired and unrenewed today: the memory the deletion guard relies on."""
+    today = result.window.today
+    return [
+        (m.mailbox_id, m.expires_on)
+        for m in result.mailboxes.values()
+        if m.expires_on <= today and not result.history.cycle(m.mailbox_id, m.expires_on).renewed
+    ]
+
+
+def _steps(
+    config: Config,
+    policy: Policy,
+    result: DayResult,
+    last_rows: int | None,
+    allow_mass: bool,
+    report: RunReport,
+) -> list[PlannedStep]:
+    decisions = result.plan.decisions
+    deletions = sum(1 for d in decisions if d.kind is Kind.DELETE and not d.superseded_by)
+    mass = (
+        ""
+        if allow_mass
+        else mass_hold(deletions, result.snapshot.rows_read, last_rows, config.guards)
+    )
+    if mass:
+        report.held.append(mass)
+    groups: dict[StepKey, list[Decision]] = {}
+    for decision in decisions:
+        groups.setdefault(decision.key, []).append(decision)
+    return [
+        _step(config, policy, result, key, members, mass, report) for key, members in groups.items()
+    ]
+
+
+def _step(
+    config: Config,
+    policy: Policy,
+    result: DayResult,
+    key: StepKey,
+    members: list[Decision],
+    mass: str,
+    report: RunReport,
+) -> PlannedStep:
+    """One rule's step for one mailbox as ledger rows: the lead effect, messages, fallback."""
+    mailbox = result.mailboxes[key.mailbox_id]
+    if members[0].superseded_by:
+        return PlannedStep(None, [_row(d, "superseded") for d in members])
+    lead = next((d for d in members if d.kind is not Kind.NOTIFY), None)
+    messages = [d for d in members if d.kind is Kind.NOTIFY]
+    rows = [
+        _row(d, "waiting" if lead else "pending", _payload(config, policy, mailbox, d))
+        for d in messages
+    ]
+    if lead is None:
+        return PlannedStep(None, rows)
+    reason = mass
+    if lead.kind is Kind.DELETE and not reason:
+        reason = first_sight(
+            result.history.first_seen(key.mailbox_id, key.cycle), result.window.today
+        )
+        if reason:
+            report.held.append(f"{key.mailbox_id}: {reason}")
+    step = PlannedStep(_row(lead, "held" if reason else "pending", error=reason), rows)
+    if lead.kind is Kind.DEDUCT:
+        step.order = {**_order(key, mailbox, lead), "backend": config.billing["backend"]}
+        taken = {d.key for d in result.plan.decisions if d.mailbox_id == key.mailbox_id}
+        step.fallback = [
+            _row(d, "standby", _payload(config, policy, mailbox, d))
+            for d in result.evaluator.declined(mailbox, result.window, result.history)
+            if d.key not in taken and not d.superseded_by and d.kind is Kind.NOTIFY
+        ]
+    return step
+
+
+def _order(key: StepKey, mailbox: Mailbox, lead: Decision) -> dict[str, Any]:
+    """The consumption order: its key is the mailbox and cycle, so one cycle is paid once."""
+    return {
+        "idempotency_key": f"renewd:{key.mailbox_id}:{key.cycle.isoformat()}",
+        "mailbox_id": key.mailbox_id,
+        "account_id": mailbox.account_id,
+        "cycle": key.cycle,
+        "amount": str(lead.amount),
+        "currency": lead.currency,
+        "period_from": key.cycle,
+        "period_to": add_months(key.cycle, mailbox.renewal_months),
+    }
+
+
+def _row(decision: Decision, state: str, payload: str = "{}", error: str = "") -> dict[str, Any]:
+    return {
+        "day": decision.date,
+        "mailbox_id": decision.mailbox_id,
+        "account_id": decision.account_id,
+        "rule": decision.rule,
+        "cycle": decision.cycle,
+        "step": decision.step,
+        "anchor": decision.anchor.value,
+        "kind": decision.kind.value,
+        "channel": decision.channel,
+        "template": decision.template,
+        "amount": "" if decision.amount is None else str(decision.amount),
+        "currency": decision.currency,
+        "superseded_by": decision.superseded_by,
+        "state": state,
+        "payload": payload,
+        "error": error,
+        "attempts": 0,
+        "provider_id": "",
+        "not_before": "",
+    }
+
+
+def _payload(config: Config, policy: Policy, mailbox: Mailbox, decision: Decision) -> str:
+    to = mailbox.phone if decision.channel == "sms" else mailbox.email
+    values = variables(mailbox, decision, policy, config.branding)
+    return json.dumps({"to": to, "locale": mailbox.locale, "vars": values}, ensure_ascii=False)

@@ -1,0 +1,91 @@
+"""The one small contract every sender keeps, and the email message they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from renewd.backends.base import SettingsError
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A rendered message for one recipient. `key` is unique per decided step and channel."""
+
+    key: str
+    channel: str
+    to: str
+    locale: str
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+
+
+class Status(StrEnum):
+    SENT = "sent"  # accepted by the provider: recorded as done
+    RETRY = "retry"  # transient: stays in the outbox for the next attempt
+    FAILED = "failed"  # permanent for this message: recorded, never retried
+    STOP = "stop"  # the channel itself is broken (credentials, TLS): stop it for this run
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Status
+    provider_id: str = ""
+    error: str = ""
+
+
+class Sender(Protocol):
+    async def send(self, message: Outbound) -> Result: ...
+
+    async def close(self) -> None: ...
+
+
+class SenderFactory(Protocol):
+    def __call__(self, settings: dict[str, Any], base: Path, channel: str) -> Sender: ...
+
+
+def email_message(message: Outbound, sender: str, reply_to: str = "") -> EmailMessage:
+    """multipart/alternative with Message-ID and Date; header values with CR or LF are refused."""
+    for value in (message.to, message.subject, sender, reply_to):
+        if "\r" in value or "\n" in value:
+            raise ValueError("a header value contains CR or LF")
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = message.to
+    if reply_to:
+        email["Reply-To"] = reply_to
+    email["Subject"] = message.subject
+    email["Date"] = formatdate(localtime=False, usegmt=True)
+    email["Message-ID"] = make_msgid(idstring=message.key.replace("/", "."), domain=_domain(sender))
+    email.set_content(message.text)
+    if message.html:
+        email.add_alternative(message.html, subtype="html")
+    return email
+
+
+def _domain(address: str) -> str:
+    try:
+        return Address(addr_spec=address.split("<")[-1].rstrip(">").strip()).domain or "localhost"
+    except (ValueError, IndexError):
+        return "localhost"
+
+
+def masked(address: str) -> str:
+    """a***@example.com, +86******8000: enough to recognise, not enough to leak."""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return address[:3] + "*" * max(len(address) - 7, 0) + address[-4:]
+
+
+def setting(settings: dict[str, Any], key: str, what: str, default: str | None = None) -> str:
+    value = settings.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise SettingsError(f"{what}: {key!r} must be a non-empty string")
+    return value

@@ -1,0 +1,567 @@
+"""The ledger: runs, every decided step and its outbox state, consumption orders, deletions.
+
+Written through SQLAlchemy Core with nothing dialect-specific in the queries, so the same code
+runs on SQLite (the default, one file with owner-only permissions) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    RowMapping,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+
+from renewd.errors import RenewdError
+from renewd.facts import CycleState
+from renewd.model import StepKey
+from renewd.state.schema import (
+    SCHEMA_VERSION,
+    actions,
+    deletions,
+    meta,
+    metadata,
+    orders,
+    runs,
+    sightings,
+)
+
+BATCH = 500
+LIVE_ORDER = ("pending", "charged")
+OPEN_ACTION = ("pending", "sending")
+
+
+class SchemaError(RenewdError):
+    """The database holds a schema this renewd cannot use."""
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def database_url(setting: str, base: Path) -> str:
+    """A URL as given, or a path (relative to the config) meaning a SQLite file."""
+    if "://" in setting:
+        return setting
+    return f"sqlite:///{(base / setting).resolve()}"
+
+
+@dataclass
+class SnapshotInfo:
+    path: str
+    sha256: str
+    time: datetime
+
+
+@dataclass
+class LedgerHistory:
+    """What the ledger knows about a set of mailboxes, loaded once per run (implements History)."""
+
+    decided: set[StepKey] = field(default_factory=set)
+    held: set[StepKey] = field(default_factory=set)
+    renewed: set[tuple[str, date]] = field(default_factory=set)
+    reminded: set[tuple[str, date]] = field(default_factory=set)
+    debits: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    sightings: dict[tuple[str, date], date] = field(default_factory=dict)
+
+    def done(self, key: StepKey) -> bool:
+        return key in self.decided and key not in self.held
+
+    def cycle(self, mailbox_id: str, cycle: date) -> CycleState:
+        key = (mailbox_id, cycle)
+        return CycleState(renewed=key in self.renewed, reminded=key in self.reminded)
+
+    def unseen_debits(self, account_id: str) -> Decimal:
+        return self.debits[account_id]
+
+    def first_seen(self, mailbox_id: str, cycle: date) -> date | None:
+        return self.sightings.get((mailbox_id, cycle))
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            _create_private(Path(parsed.database))
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def version(self) -> int | None:
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(meta.name):
+                return None
+            value = conn.execute(
+                select(meta.c.value).where(meta.c.key == "schema_version")
+            ).scalar()
+            return int(value) if value is not None else None
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema in place; call it while holding the run lock."""
+        version = self.version()
+        if version is not None and version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the ledger has schema version {version}, newer than this renewd knows "
+                f"({SCHEMA_VERSION}); upgrade renewd, or point it at another ledger"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+            conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+    def require_schema(self) -> None:
+        """For read-only commands: refuse a ledger that `run` has not created or upgraded."""
+        version = self.version()
+        if version is None:
+            raise SchemaError("the ledger is empty: nothing has run yet")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"the ledger has schema version {version}; this renewd uses {SCHEMA_VERSION}"
+            )
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def start_run(self, day: date, snapshot: SnapshotInfo, policy_digest: str) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(runs).values(
+                    day=day,
+                    started_at=utcnow(),
+                    status="running",
+                    snapshot_path=snapshot.path,
+                    snapshot_sha256=snapshot.sha256,
+                    snapshot_time=snapshot.time.isoformat(),
+                    policy_digest=policy_digest,
+                    counts="{}",
+                    rejected_rows="[]",
+                    message="",
+                )
+            )
+            return int(_new_id(result))
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        rows_read: int,
+        rows_rejected: int,
+        counts: dict[str, int],
+        rejected: Sequence[str],
+        message: str,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status=status,
+                    finished_at=utcnow(),
+                    rows_read=rows_read,
+                    rows_rejected=rows_rejected,
+                    counts=json.dumps(counts, sort_keys=True),
+                    rejected_rows=json.dumps(list(rejected)),
+                    message=message,
+                )
+            )
+
+    def last_clean_day(self) -> date | None:
+        """The latest day whose run finished without holding anything: catch-up starts after it."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.max(runs.c.day)).where(runs.c.status == "done")
+            ).scalar()
+            return value if isinstance(value, date) else None
+
+    def last_rows_read(self) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(runs.c.rows_read)
+                .where(runs.c.status.in_(("done", "held")))
+                .order_by(runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+            return int(value) if value is not None else None
+
+    def runs(self, limit: int) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings()
+            )
+
+    # -- history for the core -------------------------------------------------------------------
+
+    def charged_after(self, moment: datetime) -> set[str]:
+        """Mailboxes with live orders the snapshot taken at `moment` may not show yet."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(orders.c.mailbox_id).where(
+                    orders.c.state.in_(LIVE_ORDER),
+                    orders.c.created_at > moment.astimezone(UTC).isoformat(),
+                )
+            )
+            return {row.mailbox_id for row in rows}
+
+    def history(
+        self,
+        mailbox_ids: Collection[str],
+        account_ids: Collection[str],
+        snapshot_time: datetime,
+        visible_expiry: dict[str, date],
+    ) -> LedgerHistory:
+        """Load what the core needs about these mailboxes and accounts.
+
+        An order reduces the account's balance (`unseen_debits`) unless the snapshot can already
+        include it: it was taken after the order, or it shows the renewal as a later expires_on.
+        """
+        history = LedgerHistory()
+        taken_at = snapshot_time.astimezone(UTC).isoformat()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(mailbox_ids):
+                self._load_actions(conn, chunk, history)
+                for row in conn.execute(select(sightings).where(sightings.c.mailbox_id.in_(chunk))):
+                    history.sightings[(row.mailbox_id, row.cycle)] = row.first_seen
+            for chunk in _chunks(account_ids):
+                query = select(orders).where(
+                    orders.c.account_id.in_(chunk), orders.c.state.in_(LIVE_ORDER)
+                )
+                for order in conn.execute(query):
+                    history.renewed.add((order.mailbox_id, order.cycle))
+                    shown = visible_expiry.get(order.mailbox_id)
+                    if order.created_at > taken_at and not (shown and shown > order.cycle):
+                        history.debits[order.account_id] += Decimal(order.amount)
+        return history
+
+    @staticmethod
+    def _load_actions(conn: Any, chunk: list[str], history: LedgerHistory) -> None:
+        query = select(
+            actions.c.mailbox_id,
+            actions.c.rule,
+            actions.c.cycle,
+            actions.c.step,
+            actions.c.state,
+            actions.c.kind,
+            actions.c.anchor,
+        ).where(actions.c.mailbox_id.in_(chunk))
+        for row in conn.execute(query):
+            key = StepKey(row.mailbox_id, row.rule, row.cycle, row.step)
+            history.decided.add(key)
+            if row.state == "held":
+                history.held.add(key)
+            if (
+                row.kind == "notify"
+                and row.anchor == "expiry"
+                and row.state in (*OPEN_ACTION, "done", "waiting")
+            ):
+                history.reminded.add((row.mailbox_id, row.cycle))
+
+    # -- writing a plan -------------------------------------------------------------------------
+
+    def record_plan(
+        self,
+        run_id: int,
+        groups: Sequence[PlannedStep],
+        sighted: Sequence[tuple[str, date]],
+        day: date,
+    ) -> int:
+        """Write a run's decisions in one transaction, before any effect; returns rows written.
+
+        Each step's rows go in together: the deduct or delete first, then the rows that depend on
+        its outcome (the success message waits; the failure path stands by). A step held on an
+        earlier run is decided again here and its rows take the new state.
+        """
+        written = 0
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for group in groups:
+                written += _write_step(conn, run_id, group, now)
+            for mailbox_id, cycle in sighted:
+                exists = conn.execute(
+                    select(sightings.c.first_seen).where(
+                        sightings.c.mailbox_id == mailbox_id, sightings.c.cycle == cycle
+                    )
+                ).first()
+                if exists is None:
+                    conn.execute(
+                        insert(sightings).values(mailbox_id=mailbox_id, cycle=cycle, first_seen=day)
+                    )
+        return written
+
+    # -- the executor's queries -----------------------------------------------------------------
+
+    def open_actions(self, kind: str) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            query = (
+                select(actions)
+                .where(actions.c.kind == kind, actions.c.state.in_(OPEN_ACTION))
+                .order_by(actions.c.id)
+            )
+            return list(conn.execute(query).mappings())
+
+    def order_for(self, mailbox_id: str, cycle: date) -> RowMapping | None:
+        with self.engine.connect() as conn:
+            query = select(orders).where(orders.c.mailbox_id == mailbox_id, orders.c.cycle == cycle)
+            return conn.execute(query).mappings().first()
+
+    def mark(self, action_id: int, state: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            _mark(conn, action_id, state, **values)
+
+    def settle_order(
+        self, action_id: int, order_id: int, state: str, reference: str, error: str
+    ) -> None:
+        """Record a charge's outcome and release what depended on it, in one transaction.
+
+        charged: the success message goes. declined: the policy's failure path goes instead.
+        failed (the backend refused for another reason): neither goes; the run reports it.
+        """
+        charged = state == "charged"
+        if state == "declined" and not error:
+            error = "declined by billing"
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(orders)
+                .where(orders.c.id == order_id)
+                .values(
+                    state=state,
+                    reference=reference,
+                    error=error,
+                    charged_at=utcnow() if charged else "",
+                )
+            )
+            _mark(
+                conn, action_id, "done" if charged else "failed", provider_id=reference, error=error
+            )
+            _release(
+                conn, action_id, {"charged": "success", "declined": "fallback"}.get(state, "none")
+            )
+
+    def deletion_requested(
+        self, action_id: int, mailbox_id: str, cycle: date, backend: str
+    ) -> None:
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(deletions.c.id).where(
+                    deletions.c.mailbox_id == mailbox_id, deletions.c.cycle == cycle
+                )
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(deletions).values(
+                        mailbox_id=mailbox_id,
+                        cycle=cycle,
+                        state="requested",
+                        backend=backend,
+                        requested_at=utcnow(),
+                    )
+                )
+            _mark(conn, action_id, "sending")
+
+    def deletion_settled(
+        self, action_id: int, mailbox_id: str, cycle: date, ok: bool, reference: str, error: str
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deletions)
+                .where(deletions.c.mailbox_id == mailbox_id, deletions.c.cycle == cycle)
+                .values(
+                    state="done" if ok else "failed",
+                    reference=reference,
+                    error=error,
+                    done_at=utcnow(),
+                )
+            )
+            _mark(conn, action_id, "done" if ok else "failed", provider_id=reference, error=error)
+            _release(conn, action_id, "success" if ok else "none")
+
+    def outbox_depth(self) -> int:
+        with self.engine.connect() as conn:
+            query = (
+                select(func.count())
+                .select_from(actions)
+                .where(actions.c.state.in_((*OPEN_ACTION, "waiting")))
+            )
+            return int(conn.execute(query).scalar_one())
+
+    # -- reports --------------------------------------------------------------------------------
+
+    def run_actions(self, run_id: int) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            query = select(actions).where(actions.c.run_id == run_id).order_by(actions.c.id)
+            return list(conn.execute(query).mappings())
+
+    def mailbox_history(self, mailbox_id: str) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            query = select(actions).where(actions.c.mailbox_id == mailbox_id).order_by(actions.c.id)
+            return list(conn.execute(query).mappings())
+
+    def orders_in(self, start: str, end: str) -> Iterator[RowMapping]:
+        """Charged orders with charged_at in [start, end) (UTC ISO): what can be invoiced."""
+        with self.engine.connect() as conn:
+            query = (
+                select(orders)
+                .where(
+                    orders.c.state == "charged",
+                    orders.c.charged_at >= start,
+                    orders.c.charged_at < end,
+                )
+                .order_by(orders.c.charged_at, orders.c.id)
+            )
+            yield from conn.execute(query).mappings()
+
+
+@dataclass
+class PlannedStep:
+    """One rule's step for one mailbox: its lead row (deduct or delete, if any) and the rest.
+
+    `dependents` wait for the lead to succeed; `fallback` stands by for it to be declined.
+    Both are empty when there is no lead.
+    """
+
+    lead: dict[str, Any] | None
+    dependents: list[dict[str, Any]]
+    fallback: list[dict[str, Any]] = field(default_factory=list)
+    order: dict[str, Any] | None = None
+
+
+def _write_step(conn: Any, run_id: int, group: PlannedStep, now: str) -> int:
+    written = 0
+    lead_id = None
+    if group.lead is not None:
+        lead_id, fresh = _upsert_action(conn, run_id, group.lead, None, now)
+        written += fresh
+        if group.order is not None and group.lead["state"] == "pending":
+            written += _insert_order(conn, group.order, lead_id, now)
+    for row in group.dependents:
+        written += _upsert_action(conn, run_id, row, lead_id, now)[1]
+    for row in group.fallback:
+        written += _upsert_action(conn, run_id, row, lead_id, now)[1]
+    return written
+
+
+def _upsert_action(
+    conn: Any, run_id: int, row: dict[str, Any], depends_on: int | None, now: str
+) -> tuple[int, int]:
+    """Insert a decided row; a row held earlier takes the new decision; anything else stays."""
+    key = and_(
+        actions.c.mailbox_id == row["mailbox_id"],
+        actions.c.rule == row["rule"],
+        actions.c.cycle == row["cycle"],
+        actions.c.step == row["step"],
+        actions.c.kind == row["kind"],
+        actions.c.channel == row["channel"],
+    )
+    existing = conn.execute(select(actions.c.id, actions.c.state).where(key)).first()
+    values = {**row, "run_id": run_id, "updated_at": now, "depends_on": depends_on}
+    if existing is None:
+        result = conn.execute(insert(actions).values(**values))
+        return _new_id(result), 1
+    if existing.state == "held":
+        conn.execute(update(actions).where(actions.c.id == existing.id).values(**values))
+        return int(existing.id), int(row["state"] != "held")
+    return int(existing.id), 0
+
+
+def _insert_order(conn: Any, order: dict[str, Any], action_id: int, now: str) -> int:
+    """At most one order per (mailbox, cycle), ever: a second deduction in a cycle fails instead."""
+    exists = conn.execute(
+        select(orders.c.id).where(
+            orders.c.mailbox_id == order["mailbox_id"], orders.c.cycle == order["cycle"]
+        )
+    ).first()
+    if exists is not None:
+        _mark(conn, action_id, "failed", error="this cycle already has a consumption order")
+        _release(conn, action_id, "none")
+        return 0
+    conn.execute(
+        insert(orders).values(
+            **order, state="pending", created_at=now, reference="", error="", charged_at=""
+        )
+    )
+    return 0
+
+
+def _mark(conn: Any, action_id: int, state: str, **values: Any) -> None:
+    if state == "sending":
+        values["attempts"] = actions.c.attempts + 1
+    conn.execute(
+        update(actions)
+        .where(actions.c.id == action_id)
+        .values(state=state, updated_at=utcnow(), **values)
+    )
+
+
+RELEASE = {
+    "success": ("pending", "cancelled"),
+    "fallback": ("cancelled", "pending"),
+    "none": ("cancelled", "cancelled"),
+}
+
+
+def _release(conn: Any, lead_id: int, outcome: str) -> None:
+    """After a deduction or deletion, decide what its waiting and standing-by rows become."""
+    waiting, standby = RELEASE[outcome]
+    now = utcnow()
+    dependents = and_(actions.c.depends_on == lead_id)
+    conn.execute(
+        update(actions)
+        .where(dependents, actions.c.state == "waiting")
+        .values(state=waiting, updated_at=now)
+    )
+    conn.execute(
+        update(actions)
+        .where(dependents, actions.c.state == "standby")
+        .values(state=standby, updated_at=now)
+    )
+
+
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # noqa: S101 - every table here has an integer primary key
+    return int(key[0])
+
+
+def _chunks(values: Collection[str]) -> Iterator[list[str]]:
+    items = sorted(values)
+    for start in range(0, len(items), BATCH):
+        yield items[start : start + BATCH]
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file owner-only before SQLite does it with the process umask."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,132 @@
+"""The ledger's tables (SQLAlchemy Core, portable between SQLite and PostgreSQL) and their versions.
+
+Money is stored as decimal text: SQLite has no exact decimal type, and text round-trips a
+`Decimal` exactly on every backend. Times are stored as UTC ISO strings for the same reason.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "renewd_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False, index=True),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32)),
+    # running | done | held | failed: only `done` runs advance the catch-up window
+    Column("status", String(16), nullable=False),
+    Column("snapshot_path", Text, nullable=False),
+    Column("snapshot_sha256", String(64), nullable=False),
+    Column("snapshot_time", String(32), nullable=False),
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("rows_rejected", Integer, nullable=False, default=0),
+    Column("policy_digest", String(32), nullable=False),
+    Column("counts", Text, nullable=False, default="{}"),
+    Column("rejected_rows", Text, nullable=False, default="[]"),
+    Column("message", Text, nullable=False, default=""),
+)
+
+# Every decided step (taken, superseded, held, standing by) and the outbox of its effects.
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
+    Column("day", Date, nullable=False),
+    Column("mailbox_id", String(128), nullable=False),
+    Column("account_id", String(128), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("cycle", Date, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("anchor", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("channel", String(16), nullable=False, default=""),
+    Column("template", String(64), nullable=False, default=""),
+    Column("amount", String(32), nullable=False, default=""),
+    Column("currency", String(3), nullable=False, default=""),
+    Column("superseded_by", String(64), nullable=False, default=""),
+    # pending | sending | done | failed | held | superseded | waiting | standby | cancelled
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("provider_id", Text, nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Column("payload", Text, nullable=False, default="{}"),
+    # the deduct or delete this row waits for (notify: `waiting`) or stands by for (`standby`)
+    Column("depends_on", Integer, index=True),
+    Column("not_before", String(32), nullable=False, default=""),
+    Column("updated_at", String(32), nullable=False),
+    UniqueConstraint(
+        "mailbox_id", "rule", "cycle", "step", "kind", "channel", name="uq_action_step"
+    ),
+)
+
+# Consumption orders: the only invoiceable records. At most one per (mailbox, cycle), ever.
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("mailbox_id", String(128), nullable=False),
+    Column("account_id", String(128), nullable=False, index=True),
+    Column("cycle", Date, nullable=False),
+    Column("amount", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period_from", Date, nullable=False),
+    Column("period_to", Date, nullable=False),
+    # pending | charged | declined | failed
+    Column("state", String(16), nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("reference", Text, nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Column("created_at", String(32), nullable=False),
+    Column("charged_at", String(32), nullable=False, default=""),
+    UniqueConstraint("mailbox_id", "cycle", name="uq_order_cycle"),
+)
+
+deletions = Table(
+    "deletions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mailbox_id", String(128), nullable=False),
+    Column("cycle", Date, nullable=False),
+    # requested | done | failed
+    Column("state", String(16), nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("reference", Text, nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Column("requested_at", String(32), nullable=False),
+    Column("done_at", String(32), nullable=False, default=""),
+    UniqueConstraint("mailbox_id", "cycle", name="uq_deletion_cycle"),
+)
+
+# The first day renewd saw a mailbox expired and unrenewed in a cycle: the deletion guard.
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("mailbox_id", String(128), primary_key=True),
+    Column("cycle", Date, primary_key=True),
+    Column("first_seen", Date, nullable=False),
+)
