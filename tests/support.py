@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from renewd.model import Mailbox
+from renewd.state.ledger import Ledger
+from renewd.state.schema import orders
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 12, 1)
@@ -40,3 +51,91 @@ def mailbox(days_to_expiry: int | None = None, **changes: Any) -> Mailbox:
         if key in changes:
             changes[key] = Decimal(changes[key])
     return replace(BASE, **changes)
+
+
+CSV_HEADER = "mailbox_id,account_id,edition,expires_on,auto_renew,balance,renewal_fee,currency,email,phone,locale\n"
+
+
+def csv_row(
+    mailbox_id: str,
+    expires_on: date,
+    *,
+    account_id: str = "",
+    edition: str = "standard",
+    auto_renew: bool = False,
+    balance: str = "0.00",
+    fee: str = "120.00",
+    phone: str = "+8613800138000",
+    locale: str = "zh-CN",
+) -> str:
+    account = account_id or f"acct-{mailbox_id}"
+    return (
+        f"{mailbox_id},{account},{edition},{expires_on.isoformat()},{str(auto_renew).lower()},{balance},{fee},CNY,"
+        f"{mailbox_id}@example.cn,{phone},{locale}"
+    )
+
+
+class Project:
+    """A config, ledger, snapshot and outbox in a temporary directory, driven like an operator would."""
+
+    def __init__(self, root: Path, billing: str = "{backend: ledger}", extra: str = "") -> None:
+        self.root = root
+        (root / "config.yaml").write_text(
+            f"rules: {ROOT / 'rules'}\n"
+            "snapshot: snapshot.csv\n"
+            "ledger: state/ledger.sqlite3\n"
+            f"billing: {billing}\n"
+            "senders:\n"
+            "  email: {backend: file, path: out/mail, from: renewals@mail.example.com}\n"
+            "  sms: {backend: file, path: out/sms.jsonl}\n" + extra,
+            encoding="utf-8",
+        )
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    def snapshot(self, *rows: str) -> Path:
+        path = self.root / "snapshot.csv"
+        path.write_text(CSV_HEADER + "".join(row + "\n" for row in rows), encoding="utf-8")
+        return path
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The installed command in its own process, so a test can kill it or hold its lock."""
+        command = [str(Path(sys.executable).parent / "renewd"), *args, "--config", str(self.config)]
+        return subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
+        )
+
+    def run(
+        self, day: date, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.cli("run", "--date", day.isoformat(), *args, env=env)
+
+    def emails(self) -> list[EmailMessage]:
+        folder = self.root / "out" / "mail"
+        if not folder.exists():
+            return []
+        parser = BytesParser(policy=default_policy)
+        return [parser.parsebytes(p.read_bytes()) for p in sorted((folder / "new").iterdir())]
+
+    def sms(self) -> list[dict[str, Any]]:
+        path = self.root / "out" / "sms.jsonl"
+        return (
+            [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+            if path.exists()
+            else []
+        )
+
+    def ledger(self) -> Ledger:
+        return Ledger(f"sqlite:///{self.root / 'state' / 'ledger.sqlite3'}")
+
+    def orders(self) -> list[dict[str, Any]]:
+        ledger = self.ledger()
+        try:
+            with ledger.engine.connect() as conn:
+                return [dict(row) for row in conn.execute(select(orders)).mappings()]
+        finally:
+            ledger.close()

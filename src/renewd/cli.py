@@ -24,9 +24,11 @@ from renewd.policy.model import Policy
 from renewd.runner import HELD_EXIT, open_ledger, run_day
 from renewd.simulate import Simulation
 from renewd.snapshot import Snapshot
-from renewd.state.ledger import Ledger
+from renewd.state.ledger import Ledger, database_url
+from renewd.state.lock import LockBusy
 
 F = TypeVar("F", bound=Callable[..., Any])
+BUSY_EXIT = 75  # EX_TEMPFAIL: another renewd holds the ledger; try again later
 FORMAT = click.option(
     "--format",
     "fmt",
@@ -55,6 +57,9 @@ def with_config(func: F) -> F:
     def wrapper(*args: Any, config_file: str | None, **kwargs: Any) -> Any:
         try:
             return func(*args, config=config_path(config_file), **kwargs)
+        except LockBusy as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(BUSY_EXIT)
         except RenewdError as exc:
             click.echo(str(exc), err=True)
             sys.exit(2)
@@ -104,10 +109,19 @@ def check(config: Path) -> None:
 )
 @FORMAT
 def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str) -> None:
-    """Print every action the policy would take on one day. Writes nothing, sends nothing."""
+    """Print every action the policy would take on one day. Writes nothing, sends nothing.
+
+    With a ledger (after `renewd run`), it shows exactly what `run` would do next: steps already
+    done are left out and missed days are caught up.
+    """
     cfg, policy = load(config)
     when = day.date() if day else today(policy)
-    result = plan_day(cfg, policy, snapshot or cfg_snapshot(cfg, when), when)
+    ledger = Ledger.existing(database_url(cfg.ledger, cfg.base))
+    try:
+        result = plan_day(cfg, policy, snapshot or cfg_snapshot(cfg, when), when, ledger)
+    finally:
+        if ledger is not None:
+            ledger.close()
     emit([result.plan], result.snapshot, fmt)
 
 

@@ -48,7 +48,7 @@ def plan_day(
     of the few thousand near a step. A mailbox whose id appears twice gets no action.
     """
     evaluator = Evaluator(policy)
-    since = ledger.last_clean_day() if ledger else None
+    since = ledger.catch_up_since() if ledger else None
     if since is not None:
         since = max(since, day - timedelta(days=config.catch_up_days + 1))
     window = evaluator.window(day, since)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from renewd.backends.base import Billing, Charge, Provisioning, Removal, TransientError
+from renewd.faults import crash_point
 from renewd.messages import Renderer
 from renewd.senders.base import Outbound, Result, Sender, Status
 from renewd.state.ledger import Ledger
@@ -68,6 +69,7 @@ class Executor:
                 self.ledger.mark(action["id"], "pending", error=str(exc))
                 self.counts["deduct:retry"] += 1
                 continue
+            crash_point("after-charge")
             state = outcome.status if outcome.status in ("charged", "declined") else "failed"
             self.ledger.settle_order(
                 action["id"], order["id"], state, outcome.reference, outcome.error
@@ -87,6 +89,7 @@ class Executor:
                 self.ledger.mark(action["id"], "pending", error=str(exc))
                 self.counts["delete:retry"] += 1
                 continue
+            crash_point("after-delete")
             ok = outcome.status == "deleted"
             self.ledger.deletion_settled(
                 action["id"], mailbox_id, cycle, ok, outcome.reference, outcome.error
@@ -121,6 +124,7 @@ class Executor:
             result = await sender.send(message)
         except OSError as exc:  # a sender that could not even try: the message stays for next time
             result = Result(Status.RETRY, error=f"{type(exc).__name__}: {exc}")
+        crash_point("after-send")
         self._record(action, result)
 
     def _record(self, action: RowMapping, result: Result) -> None:

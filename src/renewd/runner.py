@@ -18,6 +18,7 @@ from renewd.config import Config
 from renewd.dates import add_months
 from renewd.dryrun import DayResult, plan_day, taken_at
 from renewd.execute import Executor
+from renewd.faults import crash_point
 from renewd.guards import first_sight, mass_hold
 from renewd.messages import Renderer, variables
 from renewd.model import Decision, Kind, Mailbox, StepKey
@@ -78,6 +79,7 @@ def _run(
         report = RunReport(run_id, day, "done", result)
         steps = _steps(config, policy, result, ledger.last_rows_read(), allow_mass_deletion, report)
         report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
+        crash_point("after-plan")
         report.outcomes = executor.run()
         report.status = "held" if report.held else "done"
     except BaseException as exc:

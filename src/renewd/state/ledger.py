@@ -11,7 +11,7 @@ import os
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -97,13 +97,31 @@ class LedgerHistory:
 
 
 class Ledger:
-    def __init__(self, url: str) -> None:
+    """The state store. `readonly` opens an existing ledger without writing anything to it."""
+
+    def __init__(self, url: str, readonly: bool = False) -> None:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database:
-            _create_private(Path(parsed.database))
+        sqlite = parsed.get_backend_name() == "sqlite" and bool(parsed.database)
+        if sqlite and not readonly:
+            _create_private(Path(str(parsed.database)))
+        if sqlite and readonly:
+            url = f"sqlite:///file:{parsed.database}?mode=ro&uri=true"
         self.engine: Engine = create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if sqlite:
+            event.listen(self.engine, "connect", _sqlite_readonly if readonly else _sqlite_pragmas)
+
+    @classmethod
+    def existing(cls, url: str) -> Ledger | None:
+        """The ledger for reading, or None when nothing has created it yet."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and not Path(str(parsed.database)).exists():
+            return None
+        ledger = cls(url, readonly=True)
+        if ledger.version() is None:
+            ledger.close()
+            return None
+        ledger.require_schema()
+        return ledger
 
     def close(self) -> None:
         self.engine.dispose()
@@ -190,13 +208,19 @@ class Ledger:
                 )
             )
 
-    def last_clean_day(self) -> date | None:
-        """The latest day whose run finished without holding anything: catch-up starts after it."""
+    def catch_up_since(self) -> date | None:
+        """Catch-up starts after the latest day whose run finished without holding anything.
+
+        Before any clean run, it starts at the first run's day, so what that run held is redone.
+        """
         with self.engine.connect() as conn:
-            value = conn.execute(
+            clean = conn.execute(
                 select(func.max(runs.c.day)).where(runs.c.status == "done")
             ).scalar()
-            return value if isinstance(value, date) else None
+            if isinstance(clean, date):
+                return clean
+            first = conn.execute(select(func.min(runs.c.day))).scalar()
+            return first - timedelta(days=1) if isinstance(first, date) else None
 
     def last_rows_read(self) -> int | None:
         with self.engine.connect() as conn:
@@ -559,9 +583,14 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def _sqlite_readonly(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """The default rollback journal, not WAL: a read-only reader (dry-run) then creates no files."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA journal_mode=DELETE")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

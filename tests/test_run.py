@@ -1,0 +1,394 @@
+"""`renewd run` against real SQLite files, real processes and a real HTTP billing peer."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from peers.backend import BackendPeer
+from renewd.state.lock import RunLock
+from renewd.state.schema import meta
+
+from support import Project, csv_row
+
+DAY = date(2026, 12, 1)
+
+
+def days(n: int) -> date:
+    return DAY + timedelta(days=n)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def http_project(tmp_path: Path, peer: BackendPeer, timeout: float = 5.0) -> Project:
+    return Project(
+        tmp_path,
+        billing=f"{{backend: http, url: '{peer.url}', timeout: {timeout}, attempts: 3, backoff: 0}}",
+    )
+
+
+def test_a_day_runs_once_and_a_rerun_does_nothing_new(project: Project) -> None:
+    project.snapshot(
+        csv_row("mb-remind", days(30)),
+        csv_row("mb-renew", days(3), auto_renew=True, balance="500.00"),
+    )
+    first = project.run(DAY)
+    assert first.returncode == 0, first.stderr
+    assert "deduct:charged               1" in first.stdout
+    emails, sms, orders = project.emails(), project.sms(), project.orders()
+    assert sorted(str(m["To"]) for m in emails) == ["mb-remind@example.cn", "mb-renew@example.cn"]
+    assert [s["to"] for s in sms] == ["+8613800138000"]
+    assert [(o["mailbox_id"], o["amount"], o["state"]) for o in orders] == [
+        ("mb-renew", "120.00", "charged")
+    ]
+
+    again = project.run(DAY)
+    assert again.returncode == 0
+    assert "nothing to do" in again.stdout and "ledger rows written: 0" in again.stdout
+    assert (len(project.emails()), len(project.sms()), len(project.orders())) == (2, 1, 1)
+
+
+def test_messages_are_real_multipart_mail_in_the_customers_language(project: Project) -> None:
+    project.snapshot(csv_row("mb-zh", days(30)), csv_row("mb-en", days(30), locale="en", phone=""))
+    assert project.run(DAY).returncode == 0
+    by_to = {str(m["To"]): m for m in project.emails()}
+    chinese = by_to["mb-zh@example.cn"]
+    assert chinese.get_content_type() == "multipart/alternative"
+    assert "续费" in str(chinese["Subject"])
+    assert {part.get_content_type() for part in chinese.iter_parts()} == {"text/plain", "text/html"}
+    assert chinese["Message-ID"] and chinese["Date"]
+    english = by_to["mb-en@example.cn"]
+    assert str(english["Subject"]) == "Your mailbox mb-en expires in 30 days"
+    assert len(project.sms()) == 1  # the English mailbox has no phone
+
+
+def test_history_and_runs_show_what_happened(project: Project) -> None:
+    project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+    assert project.run(DAY).returncode == 0
+    history = project.cli("history", "mb-1")
+    lines = history.stdout.splitlines()
+    assert lines[0].split()[:6] == ["DAY", "RULE", "CYCLE", "STEP", "ACTION", "STATE"]
+    assert any(
+        "auto-renew" in line
+        and "deduct" in line
+        and "done" in line
+        and "renewd:mb-1:2026-12-04" in line
+        for line in lines
+    )
+    assert any("renewal-reminder" in line and "superseded" in line for line in lines)
+    runs = project.cli("runs")
+    assert "2026-12-01  done" in runs.stdout and "deduct:charged=1" in runs.stdout
+
+
+def test_run_jsonl_reports_each_actions_outcome(project: Project) -> None:
+    project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+    result = project.run(DAY, "--format", "jsonl")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["action"], r.get("channel"), r["outcome"]) for r in records] == [
+        ("deduct", None, "done"),
+        ("notify", "email", "done"),
+    ]
+    assert (
+        records[0]["amount"] == "120.00" and records[0]["provider_id"] == "renewd:mb-1:2026-12-04"
+    )
+
+
+def test_dry_run_after_a_run_shows_only_what_is_left(project: Project) -> None:
+    project.snapshot(csv_row("mb-1", days(30)))
+    assert project.run(DAY).returncode == 0
+    ledger_file = project.root / "state" / "ledger.sqlite3"
+    before = ledger_file.stat().st_mtime_ns, sorted(p.name for p in ledger_file.parent.iterdir())
+    preview = project.cli("dry-run", "--date", DAY.isoformat(), "--format", "jsonl")
+    assert preview.returncode == 0 and preview.stdout == ""
+    assert (
+        ledger_file.stat().st_mtime_ns,
+        sorted(p.name for p in ledger_file.parent.iterdir()),
+    ) == before
+
+
+def test_ledger_is_created_owner_only(project: Project) -> None:
+    project.snapshot(csv_row("mb-1", days(30)))
+    assert project.run(DAY).returncode == 0
+    mode = stat.S_IMODE((project.root / "state" / "ledger.sqlite3").stat().st_mode)
+    assert mode == 0o600
+
+
+def test_a_newer_schema_is_a_clear_error(project: Project) -> None:
+    project.snapshot(csv_row("mb-1", days(30)))
+    assert project.run(DAY).returncode == 0
+    ledger = project.ledger()
+    with ledger.engine.begin() as conn:
+        conn.execute(update(meta).values(value="99"))
+    ledger.close()
+    result = project.run(days(1))
+    assert result.returncode == 2
+    assert "schema version 99, newer than this renewd knows" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_run_on_the_same_ledger_is_refused(project: Project) -> None:
+    project.snapshot(csv_row("mb-1", days(30)))
+    assert project.run(days(-1)).returncode == 0  # creates the ledger
+    ledger = project.ledger()
+    with RunLock(ledger.engine):
+        busy = project.run(DAY)
+    ledger.close()
+    assert busy.returncode == 75
+    assert "another renewd is working on this ledger" in busy.stderr
+    assert project.emails() == []
+    assert project.run(DAY).returncode == 0
+    assert len(project.emails()) == 1
+
+
+# -- crashes at the worst moments -----------------------------------------------------------
+
+
+def test_killed_after_the_plan_is_written_the_rerun_does_the_work_once(project: Project) -> None:
+    project.snapshot(
+        csv_row("mb-1", days(30)), csv_row("mb-2", days(3), auto_renew=True, balance="500.00")
+    )
+    crashed = project.run(DAY, env={"RENEWD_CRASH_AT": "after-plan"})
+    assert crashed.returncode == -9
+    assert (project.emails(), project.sms()) == ([], [])
+    assert project.run(DAY).returncode == 0
+    assert len(project.emails()) == 2 and len(project.sms()) == 1
+    assert [o["state"] for o in project.orders()] == ["charged"]
+
+
+def test_killed_between_charge_and_record_the_customer_is_charged_once(tmp_path: Path) -> None:
+    with BackendPeer() as peer:
+        project = http_project(tmp_path, peer)
+        project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+        assert project.run(DAY, env={"RENEWD_CRASH_AT": "after-charge"}).returncode == -9
+        assert len(peer.effects) == 1 and project.orders()[0]["state"] == "pending"
+        assert project.run(DAY).returncode == 0
+    assert len(peer.requests) == 2
+    assert {key for key, _ in peer.requests} == {"renewd:mb-1:2026-12-04"}
+    assert len(peer.effects) == 1
+    assert project.orders()[0]["state"] == "charged"
+    assert [str(m["To"]) for m in project.emails()] == ["mb-1@example.cn"]
+
+
+def test_killed_mid_outbox_nothing_is_lost_and_at_most_the_one_in_flight_repeats(
+    project: Project,
+) -> None:
+    project.snapshot(*(csv_row(f"mb-{n}", days(30), phone="") for n in range(6)))
+    assert project.run(DAY, env={"RENEWD_CRASH_AT": "after-send#3"}).returncode == -9
+    assert len(project.emails()) == 3
+    assert project.run(DAY).returncode == 0
+    delivered = [str(m["To"]) for m in project.emails()]
+    assert set(delivered) == {f"mb-{n}@example.cn" for n in range(6)}
+    assert len(delivered) - len(set(delivered)) <= 1
+
+
+# -- billing over HTTP ----------------------------------------------------------------------
+
+
+def test_declined_charge_sends_the_failure_path_instead(tmp_path: Path) -> None:
+    with BackendPeer() as peer:
+        peer.script["mb-1"] = ["declined"]
+        project = http_project(tmp_path, peer)
+        project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+        assert project.run(DAY).returncode == 0
+    assert project.orders()[0]["state"] == "declined"
+    [email] = project.emails()
+    assert "自动续费" in str(email["Subject"]) and "失败" in str(email["Subject"])
+    assert len(project.sms()) == 1
+    history = project.cli("history", "mb-1").stdout
+    assert "auto-renew-failed" in history and "declined by billing" in history
+
+
+def test_server_errors_are_retried_with_the_same_key(tmp_path: Path) -> None:
+    with BackendPeer() as peer:
+        peer.script["mb-1"] = ["500", "500"]
+        project = http_project(tmp_path, peer)
+        project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+        assert project.run(DAY).returncode == 0
+    assert [key for key, _ in peer.requests] == ["renewd:mb-1:2026-12-04"] * 3
+    assert len(peer.effects) == 1 and project.orders()[0]["state"] == "charged"
+
+
+def test_a_slow_answer_is_retried_and_charges_once(tmp_path: Path) -> None:
+    with BackendPeer(slow_seconds=5) as peer:
+        peer.script["mb-1"] = ["slow"]
+        project = http_project(tmp_path, peer, timeout=0.3)
+        project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+        assert project.run(DAY).returncode == 0
+        assert len(peer.requests) == 2
+    assert len(peer.effects) == 1 and project.orders()[0]["state"] == "charged"
+
+
+def test_billing_down_keeps_the_charge_for_the_next_run(tmp_path: Path) -> None:
+    with BackendPeer() as peer:
+        url = peer.url
+    project = Project(
+        tmp_path, billing=f"{{backend: http, url: '{url}', timeout: 1, attempts: 2, backoff: 0}}"
+    )
+    project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+    result = project.run(DAY)
+    assert result.returncode == 0 and "deduct:retry" in result.stdout
+    assert project.orders()[0]["state"] == "pending" and project.emails() == []
+    with BackendPeer() as peer:
+        project = http_project(tmp_path, peer)
+        assert project.run(DAY).returncode == 0
+    assert len(peer.effects) == 1 and project.orders()[0]["state"] == "charged"
+    assert len(project.emails()) == 1
+
+
+# -- balances across runs -------------------------------------------------------------------
+
+
+def two_on_one_account(balance: str, first_expiry: date) -> tuple[str, str]:
+    return (
+        csv_row("mb-a", first_expiry, account_id="acct-1", auto_renew=True, balance=balance),
+        csv_row("mb-b", days(4), account_id="acct-1", auto_renew=True, balance=balance),
+    )
+
+
+def age(path: Path, seconds: int = 3600) -> None:
+    """Make the snapshot look exported before renewd's deductions."""
+    moment = path.stat().st_mtime - seconds
+    os.utime(path, (moment, moment))
+
+
+def test_a_deduction_the_snapshot_cannot_show_yet_still_counts(project: Project) -> None:
+    age(project.snapshot(*two_on_one_account("150.00", days(3))))
+    assert project.run(DAY).returncode == 0
+    age(project.snapshot(*two_on_one_account("150.00", days(3))))  # yesterday's export again
+    assert project.run(days(1)).returncode == 0
+    states = {o["mailbox_id"]: o["state"] for o in project.orders()}
+    assert states == {"mb-a": "charged"}, "150.00 cannot pay two fees of 120.00"
+    assert any(
+        "失败" in str(m["Subject"]) for m in project.emails() if str(m["To"]) == "mb-b@example.cn"
+    )
+
+
+def test_a_renewal_the_snapshot_shows_is_not_subtracted_twice(project: Project) -> None:
+    age(project.snapshot(*two_on_one_account("270.00", days(3))))
+    assert project.run(DAY).returncode == 0
+    renewed = add_year(days(3))
+    age(project.snapshot(*two_on_one_account("150.00", renewed)))  # the export shows the renewal
+    assert project.run(days(1)).returncode == 0
+    assert sorted(o["mailbox_id"] for o in project.orders() if o["state"] == "charged") == [
+        "mb-a",
+        "mb-b",
+    ]
+    assert sum(Decimal(o["amount"]) for o in project.orders()) == Decimal("240.00")
+
+
+def add_year(day: date) -> date:
+    return day.replace(year=day.year + 1)
+
+
+# -- guards ---------------------------------------------------------------------------------
+
+
+def test_first_sight_of_a_long_expired_mailbox_is_held_then_done(project: Project) -> None:
+    project.snapshot(csv_row("mb-old", days(-30)), csv_row("mb-new", days(30)))
+    first = project.run(DAY)
+    assert first.returncode == 3
+    assert "mb-old: first sight" in first.stdout
+    assert [str(m["To"]) for m in project.emails()] == ["mb-new@example.cn"]
+    second = project.run(days(1))  # the held day is caught up, now that renewd has seen it
+    assert second.returncode == 0, second.stdout
+    assert "delete:done                  1" in second.stdout
+    history = project.cli("history", "mb-old").stdout
+    assert "deletion" in history and "done" in history
+
+
+def test_mass_deletion_is_held_until_an_operator_overrides(project: Project) -> None:
+    doomed = [csv_row(f"mb-{n:02d}", days(-29)) for n in range(15)]
+    others = [csv_row(f"keep-{n:02d}", days(30 + n)) for n in range(5)]
+    others.append(csv_row("mb-renew", days(4), auto_renew=True, balance="500.00"))
+    project.snapshot(*doomed, *others)
+    assert project.run(days(-1)).returncode == 0  # sees them expired: D+28 for the doomed
+    assert project.run(DAY).returncode == 0  # grace reminders at D+29
+    held = project.run(days(1))
+    assert held.returncode == 3
+    assert "15 deletions exceed the limit of 10" in held.stdout
+    assert project.orders() == []
+    history = project.cli("history", "mb-00").stdout
+    assert "delete        held" in history and "notify:email  waiting" in history
+    deleted = project.run(days(1), "--allow-mass-deletion")
+    assert deleted.returncode == 0, deleted.stdout
+    assert "delete:done                  15" in deleted.stdout
+    assert [o["state"] for o in project.orders()] == ["charged"]
+
+
+def test_a_shrunken_snapshot_holds_deletions_and_deductions(project: Project) -> None:
+    rows = [csv_row(f"mb-{n:03d}", days(100 + n)) for n in range(100)]
+    project.snapshot(*rows)
+    assert project.run(DAY).returncode == 0
+    project.snapshot(*rows[:50], csv_row("mb-renew", days(4), auto_renew=True, balance="500.00"))
+    held = project.run(days(1))
+    assert held.returncode == 3
+    assert "the snapshot shrank from 100 to 51 rows" in held.stdout
+    assert project.orders() == []
+    assert all("mb-renew" not in str(m["To"]) for m in project.emails())
+
+
+def test_rejected_rows_lead_to_no_action_and_are_in_the_run_record(project: Project) -> None:
+    project.snapshot(
+        csv_row("mb-1", days(30)),
+        csv_row("mb-1", days(-30)),
+        csv_row("mb-2", date(2026, 2, 28)).replace("2026-02-28", "2026-02-30"),
+    )
+    assert project.run(DAY).returncode == 0
+    assert project.emails() == []
+    ledger = project.ledger()
+    [run] = ledger.runs(1)
+    ledger.close()
+    rejected = json.loads(run["rejected_rows"])
+    assert (
+        len(rejected) == 2
+        and "duplicate mailbox_id 'mb-1'" in rejected[0]
+        and "2026-02-30" in rejected[1]
+    )
+
+
+def test_orders_export_for_invoicing(project: Project) -> None:
+    project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+    assert project.run(DAY).returncode == 0
+    month = date.today().strftime("%Y-%m")
+    exported = project.cli("orders", "--month", month)
+    lines = exported.stdout.splitlines()
+    assert (
+        lines[0]
+        == "order_id,charged_at,account_id,mailbox_id,amount,currency,period_from,period_to,idempotency_key,reference"
+    )
+    assert lines[1].split(",")[2:8] == [
+        "acct-mb-1",
+        "mb-1",
+        "120.00",
+        "CNY",
+        "2026-12-04",
+        "2027-12-04",
+    ]
+    assert project.cli("orders", "--month", "2020-01").stdout.splitlines()[1:] == []
+
+
+def test_deletion_through_http_provisioning_is_recorded_before_and_after(tmp_path: Path) -> None:
+    with BackendPeer(default="deleted") as peer:
+        extra = f"provisioning: {{backend: http, url: '{peer.url}', timeout: 5, attempts: 2, backoff: 0}}\n"
+        project = Project(tmp_path, extra=extra)
+        project.snapshot(csv_row("mb-1", days(-29)))
+        assert project.run(DAY).returncode == 0
+        assert project.run(days(1), env={"RENEWD_CRASH_AT": "after-delete"}).returncode == -9
+        history = project.cli("history", "mb-1").stdout
+        assert "delete        sending" in history
+        assert project.run(days(1)).returncode == 0
+    assert [key for key, _ in peer.requests] == ["renewd:mb-1:2026-11-02"] * 2
+    assert len(peer.effects) == 1
+    history = project.cli("history", "mb-1").stdout
+    assert "delete        done" in history and "ref-1" in history
+    assert len([m for m in project.emails() if "已被删除" in str(m["Subject"])]) == 1
