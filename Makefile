@@ -8,7 +8,9 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint
 demo: $(VENV)/.installed
 	$(BIN)/renewd check --config config.example.yaml
-	$(BIN)/renewd dry-run --config config.example.yaml --date 2026-12-01
+	$(BIN)/renewd run --config config.example.yaml --date 2026-11-30
+	$(BIN)/renewd run --config config.example.yaml --date 2026-12-01
+	$(BIN)/renewd runs --config config.example.yaml
 
 test: lint
 	$(BIN)/pytest -q
