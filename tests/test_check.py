@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from renewd.check import check
+from renewd.templating import sms_segments
 
 from support import ROOT
 
@@ -210,3 +211,44 @@ def test_template_syntax_error_points_into_the_template(project: Path) -> None:
     (project / "config.yaml").write_text("rules: rules\ntemplates: templates\n", encoding="utf-8")
     [message] = problems(project)
     assert message.startswith("templates/en/expired/sms.txt:2: ")
+
+
+def override(project: Path, template: str, part: str, text: str, locale: str = "en") -> None:
+    folder = project / "templates" / locale / template
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / part).write_text(text, encoding="utf-8")
+    (project / "config.yaml").write_text("rules: rules\ntemplates: templates\n", encoding="utf-8")
+
+
+def test_an_unknown_variable_is_reported_at_its_line(project: Path) -> None:
+    override(project, "expired", "body.txt", "Hello {{ mailbox }},\n\nyou owe {{ amount_due }}.\n")
+    assert problems(project) == ["templates/en/expired/body.txt:3: 'amount_due' is undefined"]
+
+
+def test_an_sms_longer_than_the_limit_is_reported(project: Path) -> None:
+    override(project, "expired", "sms.txt", "{{ brand }}: " + "续费" * 100 + "\n", locale="zh-CN")
+    assert problems(project) == [
+        "templates/zh-CN/expired/sms.txt:1: renders to 4 SMS segments, more than 3"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("€" * 80, 1),  # the euro sign takes two GSM-7 units
+        ("€" * 81, 2),
+        ("续" * 70, 1),
+        ("续" * 71, 2),
+        ("a" * 69 + "ü", 1),  # ü is in GSM-7
+        ("a" * 69 + "ł", 1),  # ł is not: the whole message becomes UCS-2
+        ("a" * 70 + "ł", 2),
+        ("😀" * 35, 1),  # outside the BMP: two UTF-16 units each
+        ("😀" * 36, 2),
+    ],
+)
+def test_sms_segments(text: str, segments: int) -> None:
+    assert sms_segments(text) == segments

@@ -205,7 +205,20 @@ def test_simulate_refuses_an_unknown_mailbox(workdir: Path) -> None:
     assert "mb-bad" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["check"], ["dry-run"], ["simulate"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["check"],
+        ["dry-run"],
+        ["simulate"],
+        ["run"],
+        ["history"],
+        ["runs"],
+        ["orders"],
+        ["render"],
+    ],
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
@@ -217,3 +230,34 @@ def test_the_installed_command_runs() -> None:
     script = Path(sys.executable).parent / "renewd"
     result = subprocess.run([script, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "dry-run" in result.stdout
+
+
+def test_render_shows_what_a_customer_receives() -> None:
+    config = str(ROOT / "config.example.yaml")
+    result = CliRunner().invoke(
+        main, ["render", "renewal-reminder", "--locale", "zh-CN", "--config", config]
+    )
+    assert result.exit_code == 0, result.output
+    sections = result.stdout.split("----- ")[1:]
+    assert [s.splitlines()[0].split(" to ")[0] for s in sections] == [
+        "email",
+        "email, HTML part",
+        "sms",
+    ]
+    assert "Subject: 您的邮箱 postmaster-sales-team 将在 30 天后到期" in sections[0]
+    assert sections[1].startswith("email, HTML part\n<!DOCTYPE html>")
+    assert "segment(s)" in sections[2].splitlines()[0]
+
+
+def test_render_for_a_mailbox_of_the_snapshot(workdir: Path) -> None:
+    result = run(
+        workdir, "render", "auto-renew-failed", "--mailbox", "mb-short", "--date", "2026-12-01"
+    )
+    assert result.exit_code == 0, result.output
+    assert "email to c@example.com" in result.stdout and "$60.00" in result.stdout
+
+
+def test_render_an_unknown_rule(workdir: Path) -> None:
+    result = run(workdir, "render", "renewal-remider", "--date", "2026-12-01")
+    assert result.exit_code == 2
+    assert "no rule 'renewal-remider' (did you mean 'renewal-reminder'?)" in result.stderr

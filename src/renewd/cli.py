@@ -6,6 +6,7 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,8 @@ from renewd.config import Config, config_path, load_config
 from renewd.dryrun import plan_day
 from renewd.errors import RenewdError
 from renewd.evaluate import DayPlan
+from renewd.messages import preview, sample_mailbox
+from renewd.model import Mailbox
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
 from renewd.runner import HELD_EXIT, open_ledger, run_day
@@ -26,6 +29,7 @@ from renewd.simulate import Simulation
 from renewd.snapshot import Snapshot
 from renewd.state.ledger import Ledger, database_url
 from renewd.state.lock import LockBusy
+from renewd.templating import Renderer, TemplateError
 
 F = TypeVar("F", bound=Callable[..., Any])
 BUSY_EXIT = 75  # EX_TEMPFAIL: another renewd holds the ledger; try again later
@@ -178,6 +182,13 @@ def ledger_of(config: Path) -> Iterator[Ledger]:
         ledger.close()
 
 
+def find_mailbox(cfg: Config, policy: Policy, path: Path, mailbox_id: str) -> Mailbox:
+    for mailbox in Snapshot(path, policy.editions, cfg.default_locale):
+        if mailbox.mailbox_id == mailbox_id:
+            return mailbox
+    raise RenewdError(f"{path}: no valid row for mailbox {mailbox_id!r}")
+
+
 def cfg_snapshot(cfg: Config, day: date) -> Path:
     if not cfg.snapshot:
         raise RenewdError("no snapshot: pass --snapshot or set 'snapshot' in the config")
@@ -288,3 +299,47 @@ def orders(config: Path, month: str, fmt: str) -> None:
         report.write_orders_csv(rows, sys.stdout)
     else:
         report.write_rows(report.order_rows(rows), sys.stdout)
+
+
+@main.command()
+@with_config
+@click.argument("rule")
+@click.option(
+    "--locale", help="Locale of the sample mailbox [default: the config's default_locale]."
+)
+@click.option(
+    "--mailbox", "mailbox_id", metavar="ID", help="Render for this mailbox of the snapshot instead."
+)
+@SNAPSHOT
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Day the message is sent [default: the rule's first step].",
+)
+def render(
+    config: Path,
+    rule: str,
+    locale: str | None,
+    mailbox_id: str | None,
+    snapshot: Path | None,
+    day: datetime | None,
+) -> None:
+    """Print what a customer would receive from RULE: subject, text and HTML email, SMS."""
+    cfg, policy = load(config)
+    when = day.date() if day else None
+    if mailbox_id:
+        mailbox = find_mailbox(
+            cfg, policy, snapshot or cfg_snapshot(cfg, when or today(policy)), mailbox_id
+        )
+    else:
+        mailbox = sample_mailbox(locale or cfg.default_locale)
+    if locale:
+        mailbox = replace(mailbox, locale=locale)
+    renderer = Renderer(cfg.templates, cfg.default_locale)
+    try:
+        sections = preview(policy, cfg.messages, renderer, rule, mailbox, when)
+    except TemplateError as exc:
+        raise RenewdError(str(exc)) from exc
+    for heading, text in sections:
+        click.echo(f"----- {heading}\n{text}", nl=False)

@@ -12,7 +12,7 @@ from typing import Any
 
 from renewd.errors import Problem, ProblemsError
 from renewd.guards import GuardSettings
-from renewd.messages import Branding
+from renewd.messages import MessageSettings
 from renewd.yamlsrc import LocatedMap, Reader, load_yaml
 
 DEFAULT_PATH = Path("config.yaml")
@@ -35,7 +35,7 @@ class Config:
         default_factory=lambda: {"email": {"backend": "console"}, "sms": {"backend": "console"}}
     )
     guards: GuardSettings = field(default_factory=GuardSettings)
-    branding: Branding = field(default_factory=Branding)
+    messages: MessageSettings = field(default_factory=MessageSettings)
 
     @property
     def base(self) -> Path:
@@ -113,19 +113,30 @@ def _guards(r: Reader, value: Any, line: int, key: str) -> Any:
     return GuardSettings(**values)
 
 
-def _branding(r: Reader, value: Any, line: int, key: str) -> Any:
+def _messages(r: Reader, value: Any, line: int, key: str) -> Any:
     node = r.mapping(value, line, "messages")
     if node is None:
         return None
-    r.known_keys(node, ("brand", "renewal_url"), "messages")
-    values = {k: _text(r, node[k], node.lines[k], f"messages.{k}") for k in node}
-    url = values.get("renewal_url") or Branding.renewal_url
+    r.known_keys(node, ("brand", "renewal_url", "sms_max_segments"), "messages")
+    values = {
+        k: _text(r, node[k], node.lines[k], f"messages.{k}")
+        for k in node
+        if k != "sms_max_segments"
+    }
+    if "sms_max_segments" in node:
+        segments = node["sms_max_segments"]
+        if not isinstance(segments, int) or isinstance(segments, bool) or not 1 <= segments <= 10:
+            r.problem(
+                node.lines["sms_max_segments"], "messages.sms_max_segments must be from 1 to 10"
+            )
+        values["sms_max_segments"] = segments
+    url = values.get("renewal_url") or MessageSettings.renewal_url
     if "{mailbox_id}" not in url:
         r.problem(
             node.lines.get("renewal_url", node.line),
             "messages.renewal_url must contain {mailbox_id}",
         )
-    return Branding(**values)
+    return MessageSettings(**values)
 
 
 Parser = Callable[[Reader, Any, int, str], Any]
@@ -141,7 +152,7 @@ KEYS: dict[str, Parser] = {
     "provisioning": _backend,
     "senders": _senders,
     "guards": _guards,
-    "messages": _branding,
+    "messages": _messages,
 }
 
 
@@ -167,5 +178,5 @@ def load_config(path: Path) -> Config:
     if "templates" in values:
         values["templates"] = path.parent / values["templates"]
     if "messages" in values:
-        values["branding"] = values.pop("messages")
+        values["messages"] = values.pop("messages")
     return Config(path=path, **values)

@@ -18,9 +18,9 @@ from sqlalchemy import RowMapping
 
 from renewd.backends.base import Billing, Charge, Provisioning, Removal, TransientError
 from renewd.faults import crash_point
-from renewd.messages import Renderer
 from renewd.senders.base import Outbound, Result, Sender, Status
 from renewd.state.ledger import Ledger
+from renewd.templating import Renderer
 
 MAX_ATTEMPTS = 8
 

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from renewd.dates import add_months, format_date
-from renewd.model import Decision, Mailbox
-from renewd.policy.model import Policy
-from renewd.templating import SHIPPED, environment
+from renewd.errors import RenewdError
+from renewd.model import Decision, Kind, Mailbox
+from renewd.policy.model import Policy, Rule
+from renewd.templating import Renderer, sms_segments
+from renewd.yamlsrc import suggest
 
 SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "HKD": "HK$"}
 
 
 @dataclass(frozen=True)
-class Branding:
+class MessageSettings:
     brand: str = "Example Mail"
     renewal_url: str = "https://mail.example.com/renew?mailbox={mailbox_id}"
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str
-    html: str
+    sms_max_segments: int = 3
 
 
 def money(amount: Decimal, currency: str) -> str:
@@ -38,7 +31,7 @@ def money(amount: Decimal, currency: str) -> str:
 
 
 def variables(
-    mailbox: Mailbox, decision: Decision, policy: Policy, branding: Branding
+    mailbox: Mailbox, decision: Decision, policy: Policy, messages: MessageSettings
 ) -> dict[str, Any]:
     """Everything a template may use; only these names exist (templates render strictly)."""
     locale, day = mailbox.locale, decision.date
@@ -46,7 +39,7 @@ def variables(
     domain_day = mailbox.domain_expires_on
     fee, balance = mailbox.renewal_fee, mailbox.balance
     return {
-        "brand": branding.brand,
+        "brand": messages.brand,
         "mailbox": mailbox.mailbox_id,
         "account_id": mailbox.account_id,
         "edition": mailbox.edition,
@@ -68,35 +61,78 @@ def variables(
         "balance": money(balance, mailbox.currency),
         "balance_after": money(balance - fee, mailbox.currency),
         "shortfall": money(max(fee - balance, Decimal(0)), mailbox.currency),
-        "renewal_url": branding.renewal_url.format(
+        "renewal_url": messages.renewal_url.format(
             mailbox_id=mailbox.mailbox_id, account_id=mailbox.account_id
         ),
         "auto_renew": mailbox.auto_renew,
     }
 
 
-class Renderer:
-    """Templates from the operator's directory, then the shipped ones; strict and sandboxed."""
+SAMPLE_DAY = date(2027, 1, 1)
 
-    def __init__(self, override: Path | None, default_locale: str) -> None:
-        roots = [str(p) for p in (override, SHIPPED) if p is not None]
-        self.env = environment(jinja2.FileSystemLoader(roots))
-        self.default_locale = default_locale
 
-    def _part(self, locale: str, template: str, part: str, values: dict[str, Any]) -> str:
-        try:
-            loaded = self.env.get_template(f"{locale}/{template}/{part}")
-        except jinja2.TemplateNotFound:
-            loaded = self.env.get_template(f"{self.default_locale}/{template}/{part}")
-        return loaded.render(values).strip()
+def sample_mailbox(locale: str) -> Mailbox:
+    """A plausible paid mailbox with every optional field set, for checking templates."""
+    chinese = locale.startswith("zh")
+    return Mailbox(
+        mailbox_id="postmaster-sales-team",
+        account_id="acct-000042",
+        edition="standard",
+        expires_on=SAMPLE_DAY + timedelta(days=30),
+        auto_renew=True,
+        balance=Decimal("80.00"),
+        renewal_fee=Decimal("1200.00"),
+        currency="CNY" if chinese else "USD",
+        renewal_months=12,
+        email="postmaster-sales-team@example-company.com",
+        phone="+8613800138000" if chinese else "+14155550123",
+        locale=locale,
+        domain="example-company.com",
+        domain_via_provider=True,
+        domain_expires_on=SAMPLE_DAY + timedelta(days=30),
+    )
 
-    def email(self, template: str, locale: str, values: dict[str, Any]) -> Rendered:
-        subject = " ".join(self._part(locale, template, "subject.txt", values).split())
-        return Rendered(
-            subject=subject,
-            text=self._part(locale, template, "body.txt", values) + "\n",
-            html=self._part(locale, template, "body.html", values) + "\n",
+
+def sample_decision(rule: Rule, mailbox: Mailbox) -> Decision:
+    """The rule's first step for the mailbox, dated on the day that step falls."""
+    step = min(rule.steps)
+    anchor = mailbox.anchor_date(rule.anchor) or mailbox.expires_on
+    day = anchor + timedelta(days=step)
+    return Decision(
+        day, mailbox.mailbox_id, mailbox.account_id, rule.id, anchor, step, Kind.NOTIFY, rule.anchor
+    )
+
+
+def preview(
+    policy: Policy,
+    settings: MessageSettings,
+    renderer: Renderer,
+    rule_id: str,
+    mailbox: Mailbox,
+    day: date | None,
+) -> list[tuple[str, str]]:
+    """(heading, text) sections of what the customer would receive from one rule."""
+    rules = {rule.id: rule for rule in policy.rules}
+    if rule_id not in rules:
+        raise RenewdError(f"no rule {rule_id!r}{suggest(rule_id, rules)}")
+    rule = rules[rule_id]
+    decision = sample_decision(rule, mailbox)
+    if day is not None:
+        decision = replace(decision, date=day)
+    values = variables(mailbox, decision, policy, settings)
+    sections = []
+    if "email" in rule.notify:
+        email = renderer.email(rule.template, mailbox.locale, values)
+        sections += [
+            (f"email to {mailbox.email}", f"Subject: {email.subject}\n\n{email.text}"),
+            ("email, HTML part", email.html),
+        ]
+    if "sms" in rule.notify:
+        text = renderer.sms(rule.template, mailbox.locale, values)
+        sections.append(
+            (
+                f"sms to {mailbox.phone or '(no phone)'}, {sms_segments(text)} segment(s)",
+                text + "\n",
+            )
         )
-
-    def sms(self, template: str, locale: str, values: dict[str, Any]) -> str:
-        return self._part(locale, template, "sms.txt", values)
+    return sections

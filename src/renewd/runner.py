@@ -20,12 +20,13 @@ from renewd.dryrun import DayResult, plan_day, taken_at
 from renewd.execute import Executor
 from renewd.faults import crash_point
 from renewd.guards import first_sight, mass_hold
-from renewd.messages import Renderer, variables
+from renewd.messages import variables
 from renewd.model import Decision, Kind, Mailbox, StepKey
 from renewd.plugins import plugin
 from renewd.policy.model import Policy
 from renewd.state.ledger import Ledger, PlannedStep, SnapshotInfo, database_url
 from renewd.state.lock import RunLock
+from renewd.templating import Renderer
 
 HELD_EXIT = 3
 
@@ -246,5 +247,5 @@ def _row(decision: Decision, state: str, payload: str = "{}", error: str = "") -
 
 def _payload(config: Config, policy: Policy, mailbox: Mailbox, decision: Decision) -> str:
     to = mailbox.phone if decision.channel == "sms" else mailbox.email
-    values = variables(mailbox, decision, policy, config.branding)
+    values = variables(mailbox, decision, policy, config.messages)
     return json.dumps({"to": to, "locale": mailbox.locale, "vars": values}, ensure_ascii=False)
