@@ -87,7 +87,7 @@ class Project:
             f"billing: {billing}\n"
             "senders:\n"
             "  email: {backend: file, path: out/mail, from: renewals@mail.example.com}\n"
-            "  sms: {backend: file, path: out/sms.jsonl}\n" + extra,
+            "  sms: {backend: file, path: out/sms.jsonl, window: 00:00-24:00}\n" + extra,
             encoding="utf-8",
         )
 

@@ -11,6 +11,7 @@ from renewd.plugins import plugin
 from renewd.policy.engine import Engine
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy, Rule
+from renewd.senders.base import send_window
 from renewd.templating import PARTS, Renderer, TemplateError, sms_segments
 
 
@@ -75,6 +76,7 @@ def backend_problems(config: Config) -> list[Problem]:
             problems.append(Problem(str(config.path), 0, f"{kind}: {exc}"))
     for channel, settings in config.senders.items():
         try:
+            send_window(settings, channel)
             plugin("sender", settings["backend"])(settings, config.base, channel)
         except Exception as exc:  # same: the sender's own message says what is wrong
             problems.append(Problem(str(config.path), 0, f"senders.{channel}: {exc}"))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
+from collections import Counter, defaultdict, deque
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import RowMapping
 
 from renewd.backends.base import Billing, Charge, Provisioning, Removal, TransientError
 from renewd.faults import crash_point
-from renewd.senders.base import Outbound, Result, Sender, Status
+from renewd.senders.base import Outbound, Result, Sender, SendWindow, Status
 from renewd.state.ledger import Ledger
 from renewd.templating import Renderer
 
@@ -33,12 +34,16 @@ class Executor:
         provisioning: Provisioning,
         senders: dict[str, Sender],
         renderer: Renderer,
+        windows: dict[str, SendWindow | None] | None = None,
+        now: datetime | None = None,
     ) -> None:
         self.ledger = ledger
         self.billing = billing
         self.provisioning = provisioning
         self.senders = senders
         self.renderer = renderer
+        self.windows = windows or {}
+        self.now = now or datetime.now(UTC)
         self.counts: Counter[str] = Counter()
         self.stopped: dict[str, str] = {}
 
@@ -97,19 +102,31 @@ class Executor:
             self.counts[f"delete:{'done' if ok else 'failed'}"] += 1
 
     async def _messages(self) -> None:
+        channels: defaultdict[str, deque[RowMapping]] = defaultdict(deque)
+        for action in self.ledger.open_actions("notify"):
+            channels[action["channel"]].append(action)
         try:
-            for action in self.ledger.open_actions("notify"):
-                channel = action["channel"]
-                if channel in self.stopped:
-                    continue
-                sender = self.senders.get(channel)
-                if sender is None:
-                    self.stopped[channel] = f"no sender is configured for {channel}"
-                    continue
-                await self._send(sender, action)
+            await asyncio.gather(*(self._channel(name, rows) for name, rows in channels.items()))
         finally:
             for sender in self.senders.values():
                 await sender.close()
+
+    async def _channel(self, channel: str, rows: deque[RowMapping]) -> None:
+        """Send one channel's messages with as many at a time as its sender allows."""
+        sender = self.senders.get(channel)
+        if sender is None:
+            self.stopped[channel] = f"no sender is configured for {channel}"
+            return
+        window = self.windows.get(channel)
+        if window is not None and not window.open_at(self.now):
+            self.counts[f"notify:{channel}:deferred"] += len(rows)
+            return
+
+        async def worker() -> None:
+            while rows and channel not in self.stopped:
+                await self._send(sender, rows.popleft())
+
+        await asyncio.gather(*(worker() for _ in range(max(1, getattr(sender, "concurrency", 1)))))
 
     async def _send(self, sender: Sender, action: RowMapping) -> None:
         channel = action["channel"]

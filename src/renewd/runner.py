@@ -10,9 +10,10 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from renewd.config import Config
 from renewd.dates import add_months
@@ -24,6 +25,7 @@ from renewd.messages import variables
 from renewd.model import Decision, Kind, Mailbox, StepKey
 from renewd.plugins import plugin
 from renewd.policy.model import Policy
+from renewd.senders.base import send_window
 from renewd.state.ledger import Ledger, PlannedStep, SnapshotInfo, database_url
 from renewd.state.lock import RunLock
 from renewd.templating import Renderer
@@ -59,7 +61,7 @@ def run_day(
     try:
         with RunLock(ledger.engine, wait):
             ledger.upgrade()
-            executor = _executor(config, ledger)
+            executor = _executor(config, policy, ledger)
             return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion)
     finally:
         ledger.close()
@@ -101,7 +103,7 @@ def _run(
     return report
 
 
-def _executor(config: Config, ledger: Ledger) -> Executor:
+def _executor(config: Config, policy: Policy, ledger: Ledger) -> Executor:
     """Backends and senders are set up before anything is written: bad settings stop the run."""
 
     def make(kind: str, settings: dict[str, Any]) -> Any:
@@ -112,12 +114,18 @@ def _executor(config: Config, ledger: Ledger) -> Executor:
         for channel, settings in config.senders.items()
     }
     renderer = Renderer(config.templates, config.default_locale)
+    windows = {
+        channel: send_window(settings, channel) for channel, settings in config.senders.items()
+    }
+    now = datetime.now(ZoneInfo(policy.timezone))
     return Executor(
         ledger,
         make("billing", config.billing),
         make("provisioning", config.provisioning),
         senders,
         renderer,
+        windows,
+        now,
     )
 
 

@@ -61,7 +61,7 @@ class Provisioning(Protocol):
 
 
 def known_settings(settings: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
-    unknown = sorted(set(settings) - set(allowed) - {"backend"})
+    unknown = sorted(set(settings) - set(allowed) - {"backend", "window"})
     if unknown:
         raise SettingsError(
             f"{what}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(allowed)})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, time
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -40,6 +41,33 @@ class Result:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class SendWindow:
+    """Local hours in which a channel may send (quiet hours outside); may wrap past midnight."""
+
+    start: time
+    end: time | None  # None: until midnight ("24:00")
+
+    def open_at(self, moment: datetime) -> bool:
+        now = moment.time()
+        if self.end is None:
+            return now >= self.start
+        if self.start <= self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end
+
+    @classmethod
+    def parse(cls, text: str) -> SendWindow:
+        """ "09:00-21:00"; "00:00-24:00" is all day."""
+        try:
+            first, last = (part.strip() for part in text.split("-"))
+            start = time.fromisoformat(first)
+            end = None if last == "24:00" else time.fromisoformat(last)
+        except ValueError:
+            raise ValueError(f"window must look like 09:00-21:00, not {text!r}") from None
+        return cls(start, end)
+
+
 class Sender(Protocol):
     async def send(self, message: Outbound) -> Result: ...
 
@@ -48,6 +76,20 @@ class Sender(Protocol):
 
 class SenderFactory(Protocol):
     def __call__(self, settings: dict[str, Any], base: Path, channel: str) -> Sender: ...
+
+
+DEFAULT_WINDOWS = {"sms": "09:00-21:00"}
+
+
+def send_window(settings: dict[str, Any], channel: str) -> SendWindow | None:
+    """The channel's sending hours: SMS by default only 09:00-21:00 local time; email any time."""
+    text = settings.get("window", DEFAULT_WINDOWS.get(channel))
+    if text is None:
+        return None
+    try:
+        return SendWindow.parse(str(text))
+    except ValueError as exc:
+        raise SettingsError(f"senders.{channel}: {exc}") from None
 
 
 def email_message(message: Outbound, sender: str, reply_to: str = "") -> EmailMessage:
