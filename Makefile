@@ -12,8 +12,12 @@ demo: $(VENV)/.installed
 	$(BIN)/renewd run --config config.example.yaml --date 2026-12-01
 	$(BIN)/renewd runs --config config.example.yaml
 
-test: lint
+test: lint .peers/node_modules/.bin/prism
 	$(BIN)/pytest -q
+
+# Prism serves Twilio's published API description for the SMS contract tests.
+.peers/node_modules/.bin/prism:
+	npm install --prefix .peers --no-audit --no-fund @stoplight/prism-cli@5.14.2
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests examples

@@ -78,16 +78,21 @@ def csv_row(
 class Project:
     """A config, ledger, snapshot and outbox in a temporary directory, driven like an operator would."""
 
-    def __init__(self, root: Path, billing: str = "{backend: ledger}", extra: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        billing: str = "{backend: ledger}",
+        extra: str = "",
+        email: str = "{backend: file, path: out/mail, from: renewals@mail.example.com}",
+        sms: str = "{backend: file, path: out/sms.jsonl, window: 00:00-24:00}",
+    ) -> None:
         self.root = root
         (root / "config.yaml").write_text(
             f"rules: {ROOT / 'rules'}\n"
             "snapshot: snapshot.csv\n"
             "ledger: state/ledger.sqlite3\n"
             f"billing: {billing}\n"
-            "senders:\n"
-            "  email: {backend: file, path: out/mail, from: renewals@mail.example.com}\n"
-            "  sms: {backend: file, path: out/sms.jsonl, window: 00:00-24:00}\n" + extra,
+            f"senders:\n  email: {email}\n  sms: {sms}\n" + extra,
             encoding="utf-8",
         )
 

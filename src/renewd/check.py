@@ -73,11 +73,15 @@ def backend_problems(config: Config) -> list[Problem]:
         try:
             plugin(kind, settings["backend"])(settings, config.base)
         except Exception as exc:  # any refusal of the settings is a config problem to show
-            problems.append(Problem(str(config.path), 0, f"{kind}: {exc}"))
+            problems.append(Problem(str(config.path), 0, _prefixed(kind, exc)))
     for channel, settings in config.senders.items():
         try:
             send_window(settings, channel)
             plugin("sender", settings["backend"])(settings, config.base, channel)
         except Exception as exc:  # same: the sender's own message says what is wrong
-            problems.append(Problem(str(config.path), 0, f"senders.{channel}: {exc}"))
+            problems.append(Problem(str(config.path), 0, _prefixed(f"senders.{channel}", exc)))
     return problems
+
+
+def _prefixed(what: str, exc: Exception) -> str:
+    return str(exc) if str(exc).startswith(what) else f"{what}: {exc}"

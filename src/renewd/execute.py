@@ -126,6 +126,8 @@ class Executor:
             while rows and channel not in self.stopped:
                 await self._send(sender, rows.popleft())
 
+        # The first message goes alone: bad credentials then cost one attempt, not one per slot.
+        await worker() if len(rows) == 1 else await self._send(sender, rows.popleft())
         await asyncio.gather(*(worker() for _ in range(max(1, getattr(sender, "concurrency", 1)))))
 
     async def _send(self, sender: Sender, action: RowMapping) -> None:

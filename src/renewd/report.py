@@ -169,6 +169,7 @@ def run_summary(report: RunReport) -> list[str]:
     if not report.outcomes:
         lines.append("  nothing to do")
     lines += [f"held: {reason}" for reason in report.held]
+    lines += [f"stopped {channel}: {reason}" for channel, reason in sorted(report.stopped.items())]
     lines += row_errors(snapshot)
     return lines
 

@@ -41,6 +41,7 @@ class RunReport:
     result: DayResult
     held: list[str] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    stopped: dict[str, str] = field(default_factory=dict)
     written: int = 0
 
 
@@ -84,6 +85,7 @@ def _run(
         report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
         crash_point("after-plan")
         report.outcomes = executor.run()
+        report.stopped = dict(executor.stopped)
         report.status = "held" if report.held else "done"
     except BaseException as exc:
         ledger.finish_run(

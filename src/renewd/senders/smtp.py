@@ -36,6 +36,7 @@ SETTINGS = (
     "port",
     "security",
     "username",
+    "password",
     "password_env",
     "password_file",
     "from",

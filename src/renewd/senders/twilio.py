@@ -28,6 +28,7 @@ from renewd.senders.base import Outbound, Result, Status
 
 SETTINGS = (
     "account_sid",
+    "auth_token",
     "auth_token_env",
     "auth_token_file",
     "from",
