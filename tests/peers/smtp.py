@@ -62,7 +62,7 @@ class Handler:
             return "451 4.3.0 Temporary failure, try later"
         if behaviour == "data554":
             return "554 5.7.1 Message rejected as spam"
-        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
+        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 2.0.0 Message accepted for delivery"
 
