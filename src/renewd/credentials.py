@@ -8,8 +8,6 @@ from typing import Any
 
 from renewd.backends.base import SettingsError
 
-SECRET_WORDS = ("password", "token", "secret")
-
 
 class Secret:
     """A credential that prints as its source, never as its value."""
@@ -47,13 +45,3 @@ def secret(settings: dict[str, Any], name: str, what: str, base: Path) -> Secret
         except OSError as exc:
             raise SettingsError(f"{what}: cannot read {name}_file {path}: {exc.strerror}") from exc
     raise SettingsError(f"{what}: needs {name}_env or {name}_file")
-
-
-def redacted(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings fit to print or log: any value whose key names a secret is masked."""
-    return {
-        key: "****"
-        if any(word in key for word in SECRET_WORDS) and not key.endswith(("_env", "_file"))
-        else value
-        for key, value in settings.items()
-    }
