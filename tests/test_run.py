@@ -82,7 +82,7 @@ def test_history_and_runs_show_what_happened(project: Project) -> None:
         "auto-renew" in line
         and "deduct" in line
         and "done" in line
-        and "renewd:mb-1:2026-12-04" in line
+        and "renewd:charge:mb-1:2026-12-04" in line
         for line in lines
     )
     assert any("renewal-reminder" in line and "superseded" in line for line in lines)
@@ -99,7 +99,8 @@ def test_run_jsonl_reports_each_actions_outcome(project: Project) -> None:
         ("notify", "email", "done"),
     ]
     assert (
-        records[0]["amount"] == "120.00" and records[0]["provider_id"] == "renewd:mb-1:2026-12-04"
+        records[0]["amount"] == "120.00"
+        and records[0]["provider_id"] == "renewd:charge:mb-1:2026-12-04"
     )
 
 
@@ -173,7 +174,7 @@ def test_killed_between_charge_and_record_the_customer_is_charged_once(tmp_path:
         assert len(peer.effects) == 1 and project.orders()[0]["state"] == "pending"
         assert project.run(DAY).returncode == 0
     assert len(peer.requests) == 2
-    assert {key for key, _ in peer.requests} == {"renewd:mb-1:2026-12-04"}
+    assert {key for key, _ in peer.requests} == {"renewd:charge:mb-1:2026-12-04"}
     assert len(peer.effects) == 1
     assert project.orders()[0]["state"] == "charged"
     assert [str(m["To"]) for m in project.emails()] == ["mb-1@example.cn"]
@@ -214,7 +215,7 @@ def test_server_errors_are_retried_with_the_same_key(tmp_path: Path) -> None:
         project = http_project(tmp_path, peer)
         project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
         assert project.run(DAY).returncode == 0
-    assert [key for key, _ in peer.requests] == ["renewd:mb-1:2026-12-04"] * 3
+    assert [key for key, _ in peer.requests] == ["renewd:charge:mb-1:2026-12-04"] * 3
     assert len(peer.effects) == 1 and project.orders()[0]["state"] == "charged"
 
 
@@ -387,7 +388,7 @@ def test_deletion_through_http_provisioning_is_recorded_before_and_after(tmp_pat
         history = project.cli("history", "mb-1").stdout
         assert "delete        sending" in history
         assert project.run(days(1)).returncode == 0
-    assert [key for key, _ in peer.requests] == ["renewd:mb-1:2026-11-02"] * 2
+    assert [key for key, _ in peer.requests] == ["renewd:delete:mb-1:2026-11-02"] * 2
     assert len(peer.effects) == 1
     history = project.cli("history", "mb-1").stdout
     assert "delete        done" in history and "ref-1" in history

@@ -28,6 +28,7 @@ class Config:
     default_locale: str = "en"
     locales: tuple[str, ...] = ("en", "zh-CN")
     catch_up_days: int = 31
+    message_ttl_days: int = 3
     ledger: str = "var/renewd.sqlite3"
     billing: dict[str, Any] = field(default_factory=lambda: {"backend": "ledger"})
     provisioning: dict[str, Any] = field(default_factory=lambda: {"backend": "ledger"})
@@ -64,10 +65,10 @@ def _locales(r: Reader, value: Any, line: int, key: str) -> Any:
     return None
 
 
-def _catch_up(r: Reader, value: Any, line: int, key: str) -> Any:
+def _days(r: Reader, value: Any, line: int, key: str) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 366:
         return value
-    r.problem(line, "catch_up_days must be a whole number from 0 to 366")
+    r.problem(line, f"{key} must be a whole number from 0 to 366")
     return None
 
 
@@ -146,7 +147,8 @@ KEYS: dict[str, Parser] = {
     "templates": _text,
     "default_locale": _text,
     "locales": _locales,
-    "catch_up_days": _catch_up,
+    "catch_up_days": _days,
+    "message_ttl_days": _days,
     "ledger": _text,
     "billing": _backend,
     "provisioning": _backend,

@@ -29,6 +29,7 @@ class DayResult:
     history: History
     taken_at: datetime
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+    watched: dict[str, Mailbox] = field(default_factory=dict)
 
 
 def taken_at(path: Path) -> datetime:
@@ -53,13 +54,13 @@ def plan_day(
         since = max(since, day - timedelta(days=config.catch_up_days + 1))
     window = evaluator.window(day, since)
     moment = taken_at(snapshot_path)
-    charged = ledger.charged_after(moment) if ledger else set()
+    watched = ledger.watched(moment) if ledger else set()
     snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
     candidates: dict[str, Mailbox] = {}
-    visible: dict[str, date] = {}
+    current: dict[str, Mailbox] = {}
     for mailbox in snapshot:
-        if mailbox.mailbox_id in charged:
-            visible[mailbox.mailbox_id] = mailbox.expires_on
+        if mailbox.mailbox_id in watched:
+            current[mailbox.mailbox_id] = mailbox
         if window.may_match(mailbox):
             candidates[mailbox.mailbox_id] = mailbox
     for duplicate in snapshot.duplicates:
@@ -67,6 +68,7 @@ def plan_day(
     history: History = MemoryHistory()
     if ledger is not None:
         accounts = {m.account_id for m in candidates.values()}
+        visible = {m.mailbox_id: m.expires_on for m in current.values()}
         history = ledger.history(candidates.keys(), accounts, moment, visible)
     plan = evaluator.plan(candidates.values(), window, history)
-    return DayResult(plan, evaluator, snapshot, window, history, moment, candidates)
+    return DayResult(plan, evaluator, snapshot, window, history, moment, candidates, current)

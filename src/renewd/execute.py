@@ -45,17 +45,24 @@ class Executor:
         self.windows = windows or {}
         self.now = now or datetime.now(UTC)
         self.counts: Counter[str] = Counter()
+        self.skip: set[int] = set()
         self.stopped: dict[str, str] = {}
 
-    def run(self) -> Counter[str]:
-        """Work through every open row of the outbox, this run's and any left by an earlier one."""
+    def run(self, skip: set[int] | None = None) -> Counter[str]:
+        """Work through every open row of the outbox, this run's and any left by an earlier one,
+        except those `skip` names (their mailbox's row is unusable today, or the run holds them).
+        """
+        self.skip = skip or set()
         self._charges()
         self._deletions()
         asyncio.run(self._messages())
         return self.counts
 
+    def _open(self, kind: str) -> list[RowMapping]:
+        return [row for row in self.ledger.open_actions(kind) if row["id"] not in self.skip]
+
     def _charges(self) -> None:
-        for action in self.ledger.open_actions("deduct"):
+        for action in self._open("deduct"):
             order = self.ledger.order_for(action["mailbox_id"], action["cycle"])
             if order is None or order["state"] != "pending":
                 continue
@@ -75,6 +82,8 @@ class Executor:
                 self.counts["deduct:retry"] += 1
                 continue
             crash_point("after-charge")
+            # A refusal for good (400, an unreadable answer) is not renewal: tell the customer, as
+            # for a decline, so they can renew by hand in time.
             state = outcome.status if outcome.status in ("charged", "declined") else "failed"
             self.ledger.settle_order(
                 action["id"], order["id"], state, outcome.reference, outcome.error
@@ -82,12 +91,11 @@ class Executor:
             self.counts[f"deduct:{state}"] += 1
 
     def _deletions(self) -> None:
-        for action in self.ledger.open_actions("delete"):
+        for action in self._open("delete"):
             mailbox_id, cycle = action["mailbox_id"], action["cycle"]
             self.ledger.deletion_requested(action["id"], mailbox_id, cycle, self.provisioning.name)
-            removal = Removal(
-                f"renewd:{mailbox_id}:{cycle.isoformat()}", action["account_id"], mailbox_id, cycle
-            )
+            key = f"renewd:delete:{mailbox_id}:{cycle.isoformat()}"
+            removal = Removal(key, action["account_id"], mailbox_id, cycle)
             try:
                 outcome = self.provisioning.delete(removal)
             except TransientError as exc:
@@ -103,7 +111,7 @@ class Executor:
 
     async def _messages(self) -> None:
         channels: defaultdict[str, deque[RowMapping]] = defaultdict(deque)
-        for action in self.ledger.open_actions("notify"):
+        for action in self._open("notify"):
             channels[action["channel"]].append(action)
         try:
             await asyncio.gather(*(self._channel(name, rows) for name, rows in channels.items()))
@@ -114,8 +122,12 @@ class Executor:
     async def _channel(self, channel: str, rows: deque[RowMapping]) -> None:
         """Send one channel's messages with as many at a time as its sender allows."""
         sender = self.senders.get(channel)
-        if sender is None:
-            self.stopped[channel] = f"no sender is configured for {channel}"
+        if sender is None:  # nothing could ever send these: say so once, keep nothing open
+            for action in rows:
+                self.ledger.mark(
+                    action["id"], "failed", error=f"no sender is configured for {channel}"
+                )
+            self.counts[f"notify:{channel}:no-sender"] += len(rows)
             return
         window = self.windows.get(channel)
         if window is not None and not window.open_at(self.now):
@@ -141,7 +153,7 @@ class Executor:
         self.ledger.mark(action["id"], "sending")
         try:
             result = await sender.send(message)
-        except OSError as exc:  # a sender that could not even try: the message stays for next time
+        except Exception as exc:  # a sender's bug or an I/O error is this message's, not the run's
             result = Result(Status.RETRY, error=f"{type(exc).__name__}: {exc}")
         crash_point("after-send")
         self._record(action, result)

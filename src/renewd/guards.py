@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
+
+from renewd.model import Anchor, Kind, Mailbox
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,36 @@ def mass_hold(
         share = f"{settings.max_shrink_share:.0%}"
         return f"the snapshot shrank from {last_rows} to {rows_read} rows (more than {share})"
     return ""
+
+
+def open_row_verdict(
+    row: Mapping[Any, Any],
+    mailbox: Mailbox | None,
+    rejected: bool,
+    today: date,
+    ttl_days: int,
+    held: bool,
+) -> tuple[str, str]:
+    """What to do today with an outbox row left open by an earlier run: go, skip, or cancel.
+
+    The row was decided on an earlier day's data; today's snapshot has the last word. A new
+    cycle (a renewal, a changed date) or a vanished mailbox cancels it; a rejected row today
+    only postpones it; a message too old to be true is dropped rather than sent late.
+    """
+    if rejected:
+        return "skip", "today's row for this mailbox was rejected"
+    if mailbox is None:
+        return "cancel", "the mailbox is no longer in the snapshot"
+    anchor = (
+        mailbox.expires_on if row["anchor"] == Anchor.EXPIRY.value else mailbox.domain_expires_on
+    )
+    if anchor != row["cycle"]:
+        return "cancel", f"the snapshot now shows {anchor} instead of {row['cycle']}: a new cycle"
+    if row["kind"] == Kind.NOTIFY.value and (today - row["day"]).days > ttl_days:
+        return "cancel", f"not sent within {ttl_days} days of its day; too late to be true"
+    if row["kind"] != Kind.NOTIFY.value and held:
+        return "skip", "this run holds deletions and deductions"
+    return "go", ""
 
 
 def first_sight(first_seen: date | None, today: date) -> str:

@@ -20,7 +20,7 @@ from renewd.dates import add_months
 from renewd.dryrun import DayResult, plan_day, taken_at
 from renewd.execute import Executor
 from renewd.faults import crash_point
-from renewd.guards import first_sight, mass_hold
+from renewd.guards import first_sight, mass_hold, open_row_verdict
 from renewd.messages import variables
 from renewd.model import Decision, Kind, Mailbox, StepKey
 from renewd.plugins import plugin
@@ -77,14 +77,18 @@ def _run(
     day: date,
     allow_mass_deletion: bool,
 ) -> RunReport:
+    ledger.close_crashed_runs()
     run_id = ledger.start_run(day, _identity(snapshot_path), policy.digest)
     try:
         result = plan_day(config, policy, snapshot_path, day, ledger)
         report = RunReport(run_id, day, "done", result)
         steps = _steps(config, policy, result, ledger.last_rows_read(), allow_mass_deletion, report)
+        skip = _revalidate(
+            config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
+        )
         report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
         crash_point("after-plan")
-        report.outcomes = executor.run()
+        report.outcomes = executor.run(skip)
         report.stopped = dict(executor.stopped)
         report.status = "held" if report.held else "done"
     except BaseException as exc:
@@ -103,6 +107,33 @@ def _run(
         message="; ".join(report.held),
     )
     return report
+
+
+def _revalidate(
+    config: Config, ledger: Ledger, result: DayResult, run_id: int, held: bool
+) -> set[int]:
+    """Check what earlier runs left open against today's snapshot: cancel stale, skip unsure.
+
+    Returns the ids to leave alone this run.
+    """
+    skip = set()
+    snapshot = result.snapshot
+    for row in ledger.open_rows(run_id):
+        mailbox_id = row["mailbox_id"]
+        rejected = mailbox_id in snapshot.rejected_ids or mailbox_id in snapshot.duplicates
+        verdict, reason = open_row_verdict(
+            row,
+            result.watched.get(mailbox_id),
+            rejected,
+            result.window.today,
+            config.message_ttl_days,
+            held,
+        )
+        if verdict == "cancel":
+            ledger.cancel(row["id"], reason)
+        elif verdict == "skip":
+            skip.add(row["id"])
+    return skip
 
 
 def _executor(config: Config, policy: Policy, ledger: Ledger) -> Executor:
@@ -206,7 +237,7 @@ def _step(
         if reason:
             report.held.append(f"{key.mailbox_id}: {reason}")
     step = PlannedStep(_row(lead, "held" if reason else "pending", error=reason), rows)
-    if lead.kind is Kind.DEDUCT:
+    if lead.kind is Kind.DEDUCT and not reason:
         step.order = {**_order(key, mailbox, lead), "backend": config.billing["backend"]}
         taken = {d.key for d in result.plan.decisions if d.mailbox_id == key.mailbox_id}
         step.fallback = [
@@ -217,10 +248,15 @@ def _step(
     return step
 
 
+def charge_key(mailbox_id: str, cycle: date) -> str:
+    """One charge per mailbox and cycle; deletions have keys of their own (`renewd:delete:...`)."""
+    return f"renewd:charge:{mailbox_id}:{cycle.isoformat()}"
+
+
 def _order(key: StepKey, mailbox: Mailbox, lead: Decision) -> dict[str, Any]:
     """The consumption order: its key is the mailbox and cycle, so one cycle is paid once."""
     return {
-        "idempotency_key": f"renewd:{key.mailbox_id}:{key.cycle.isoformat()}",
+        "idempotency_key": charge_key(key.mailbox_id, key.cycle),
         "mailbox_id": key.mailbox_id,
         "account_id": mailbox.account_id,
         "cycle": key.cycle,

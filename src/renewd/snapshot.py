@@ -79,6 +79,7 @@ class Snapshot:
         self.rejected = 0
         self.errors: list[RowError] = []
         self.duplicates: set[str] = set()
+        self.rejected_ids: set[str] = set()
         self._seen: set[str] = set()
 
     def __iter__(self) -> Iterator[Mailbox]:
@@ -112,6 +113,8 @@ class Snapshot:
 
     def _reject(self, error: RowError) -> None:
         self.rejected += 1
+        if error.mailbox_id:
+            self.rejected_ids.add(error.mailbox_id)
         if len(self.errors) < KEPT_ERRORS:
             self.errors.append(error)
 

@@ -27,6 +27,9 @@ from renewd.backends.base import (
 )
 
 SETTINGS = ("url", "timeout", "attempts", "backoff", "token_env")
+# Not a refusal of this charge: an expired token, a wrong URL, a conflict, a rate limit. The charge
+# stays open and the run reports it; a plain refusal (400, 422) is final.
+TRANSIENT = {401, 403, 404, 408, 409, 425, 429}
 
 
 class HttpBackend:
@@ -71,7 +74,7 @@ class HttpBackend:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 payload = json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
-            if exc.code >= 500 or exc.code == 429:
+            if exc.code >= 500 or exc.code in TRANSIENT:
                 raise _Retry(f"HTTP {exc.code}") from exc
             return Outcome(
                 "failed", error=f"HTTP {exc.code}: {exc.read(300).decode(errors='replace')}"

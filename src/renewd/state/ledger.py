@@ -54,7 +54,12 @@ class SchemaError(RenewdError):
 
 
 def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    return _stamp(datetime.now(UTC))
+
+
+def _stamp(moment: datetime) -> str:
+    """UTC, always with microseconds, so that stored times compare correctly as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def database_url(setting: str, base: Path) -> str:
@@ -77,7 +82,9 @@ class LedgerHistory:
 
     decided: set[StepKey] = field(default_factory=set)
     held: set[StepKey] = field(default_factory=set)
-    renewed: set[tuple[str, date]] = field(default_factory=set)
+    paid: defaultdict[str, list[tuple[date, date]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     reminded: set[tuple[str, date]] = field(default_factory=set)
     debits: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     sightings: dict[tuple[str, date], date] = field(default_factory=dict)
@@ -86,8 +93,8 @@ class LedgerHistory:
         return key in self.decided and key not in self.held
 
     def cycle(self, mailbox_id: str, cycle: date) -> CycleState:
-        key = (mailbox_id, cycle)
-        return CycleState(renewed=key in self.renewed, reminded=key in self.reminded)
+        renewed = any(start <= cycle < end for start, end in self.paid[mailbox_id])
+        return CycleState(renewed=renewed, reminded=(mailbox_id, cycle) in self.reminded)
 
     def unseen_debits(self, account_id: str) -> Decimal:
         return self.debits[account_id]
@@ -222,11 +229,25 @@ class Ledger:
             first = conn.execute(select(func.min(runs.c.day))).scalar()
             return first - timedelta(days=1) if isinstance(first, date) else None
 
+    def close_crashed_runs(self) -> None:
+        """Runs still `running` when the lock is free died mid-way; their rows are resumed."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.status == "running")
+                .values(
+                    status="crashed",
+                    finished_at=utcnow(),
+                    message="the process died; its work was resumed",
+                )
+            )
+
     def last_rows_read(self) -> int | None:
+        """The shrink guard's baseline: a held run's snapshot is exactly what is in doubt."""
         with self.engine.connect() as conn:
             value = conn.execute(
                 select(runs.c.rows_read)
-                .where(runs.c.status.in_(("done", "held")))
+                .where(runs.c.status == "done")
                 .order_by(runs.c.id.desc())
                 .limit(1)
             ).scalar()
@@ -240,16 +261,24 @@ class Ledger:
 
     # -- history for the core -------------------------------------------------------------------
 
-    def charged_after(self, moment: datetime) -> set[str]:
-        """Mailboxes with live orders the snapshot taken at `moment` may not show yet."""
+    def watched(self, moment: datetime) -> set[str]:
+        """Mailboxes whose row in today's snapshot matters beyond the plan: those with open outbox
+        rows (to check them against today's data) and with orders the snapshot may not show yet.
+        """
+        open_states = (*OPEN_ACTION, "waiting", "standby", "held")
+        taken_at = _stamp(moment)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(orders.c.mailbox_id).where(
-                    orders.c.state.in_(LIVE_ORDER),
-                    orders.c.created_at > moment.astimezone(UTC).isoformat(),
-                )
+                select(actions.c.mailbox_id).where(actions.c.state.in_(open_states)).distinct()
             )
-            return {row.mailbox_id for row in rows}
+            found = {row.mailbox_id for row in rows}
+            recent = (orders.c.state == "pending") | (
+                (orders.c.state == "charged") & (orders.c.charged_at > taken_at)
+            )
+            found.update(
+                row.mailbox_id for row in conn.execute(select(orders.c.mailbox_id).where(recent))
+            )
+        return found
 
     def history(
         self,
@@ -260,24 +289,32 @@ class Ledger:
     ) -> LedgerHistory:
         """Load what the core needs about these mailboxes and accounts.
 
-        An order reduces the account's balance (`unseen_debits`) unless the snapshot can already
-        include it: it was taken after the order, or it shows the renewal as a later expires_on.
+        A mailbox is renewed for a cycle when a live order's paid period covers it. An order
+        reduces its account's balance (`unseen_debits`) unless the snapshot can include it: the
+        snapshot shows the renewal as a later expires_on, or it was written after the charge.
+        A pending order always counts: it may be charged after any snapshot.
         """
         history = LedgerHistory()
-        taken_at = snapshot_time.astimezone(UTC).isoformat()
+        taken_at = _stamp(snapshot_time)
         with self.engine.connect() as conn:
             for chunk in _chunks(mailbox_ids):
                 self._load_actions(conn, chunk, history)
                 for row in conn.execute(select(sightings).where(sightings.c.mailbox_id.in_(chunk))):
                     history.sightings[(row.mailbox_id, row.cycle)] = row.first_seen
+                live = select(orders).where(
+                    orders.c.mailbox_id.in_(chunk), orders.c.state.in_(LIVE_ORDER)
+                )
+                for order in conn.execute(live):
+                    history.paid[order.mailbox_id].append((order.period_from, order.period_to))
             for chunk in _chunks(account_ids):
-                query = select(orders).where(
+                live = select(orders).where(
                     orders.c.account_id.in_(chunk), orders.c.state.in_(LIVE_ORDER)
                 )
-                for order in conn.execute(query):
-                    history.renewed.add((order.mailbox_id, order.cycle))
+                for order in conn.execute(live):
                     shown = visible_expiry.get(order.mailbox_id)
-                    if order.created_at > taken_at and not (shown and shown > order.cycle):
+                    if shown and shown > order.cycle:
+                        continue
+                    if order.state == "pending" or order.charged_at > taken_at:
                         history.debits[order.account_id] += Decimal(order.amount)
         return history
 
@@ -320,10 +357,18 @@ class Ledger:
         earlier run is decided again here and its rows take the new state.
         """
         written = 0
+        decided: set[int] = set()
         now = utcnow()
         with self.engine.begin() as conn:
             for group in groups:
-                written += _write_step(conn, run_id, group, now)
+                fresh, ids = _write_step(conn, run_id, group, now)
+                written, decided = written + fresh, decided | ids
+            held = conn.execute(
+                select(actions.c.id).where(actions.c.state == "held", actions.c.run_id != run_id)
+            )
+            for row in held:
+                if row.id not in decided:  # today's plan no longer asks for it: the data moved on
+                    _cancel(conn, row.id, "held, then no longer decided on a later run")
             for mailbox_id, cycle in sighted:
                 exists = conn.execute(
                     select(sightings.c.first_seen).where(
@@ -347,6 +392,19 @@ class Ledger:
             )
             return list(conn.execute(query).mappings())
 
+    def open_rows(self, run_id: int) -> list[RowMapping]:
+        """Rows earlier runs left pending or in flight: to be checked against today's snapshot."""
+        with self.engine.connect() as conn:
+            query = select(actions).where(
+                actions.c.state.in_(OPEN_ACTION), actions.c.run_id != run_id
+            )
+            return list(conn.execute(query.order_by(actions.c.id)).mappings())
+
+    def cancel(self, action_id: int, reason: str) -> None:
+        """Drop an open row, what waits for it, and its order if it was a charge not yet made."""
+        with self.engine.begin() as conn:
+            _cancel(conn, action_id, reason)
+
     def order_for(self, mailbox_id: str, cycle: date) -> RowMapping | None:
         with self.engine.connect() as conn:
             query = select(orders).where(orders.c.mailbox_id == mailbox_id, orders.c.cycle == cycle)
@@ -361,8 +419,8 @@ class Ledger:
     ) -> None:
         """Record a charge's outcome and release what depended on it, in one transaction.
 
-        charged: the success message goes. declined: the policy's failure path goes instead.
-        failed (the backend refused for another reason): neither goes; the run reports it.
+        charged: the success message goes. declined, or refused for another reason: the policy's
+        failure path goes instead, so that the customer can still renew by hand in time.
         """
         charged = state == "charged"
         if state == "declined" and not error:
@@ -381,9 +439,7 @@ class Ledger:
             _mark(
                 conn, action_id, "done" if charged else "failed", provider_id=reference, error=error
             )
-            _release(
-                conn, action_id, {"charged": "success", "declined": "fallback"}.get(state, "none")
-            )
+            _release(conn, action_id, "success" if charged else "fallback")
 
     def deletion_requested(
         self, action_id: int, mailbox_id: str, cycle: date, backend: str
@@ -473,19 +529,20 @@ class PlannedStep:
     order: dict[str, Any] | None = None
 
 
-def _write_step(conn: Any, run_id: int, group: PlannedStep, now: str) -> int:
-    written = 0
-    lead_id = None
+def _write_step(conn: Any, run_id: int, group: PlannedStep, now: str) -> tuple[int, set[int]]:
+    """Write one step's rows; returns how many are new and the ids it decided."""
+    written, ids = 0, set()
+    lead_id, charge = None, False
     if group.lead is not None:
         lead_id, fresh = _upsert_action(conn, run_id, group.lead, None, now)
-        written += fresh
-        if group.order is not None and group.lead["state"] == "pending":
-            written += _insert_order(conn, group.order, lead_id, now)
-    for row in group.dependents:
-        written += _upsert_action(conn, run_id, row, lead_id, now)[1]
-    for row in group.fallback:
-        written += _upsert_action(conn, run_id, row, lead_id, now)[1]
-    return written
+        written, ids = fresh, {lead_id}
+        charge = bool(fresh) and group.order is not None and group.lead["state"] == "pending"
+    for row in [*group.dependents, *group.fallback]:
+        row_id, fresh = _upsert_action(conn, run_id, row, lead_id, now)
+        written, ids = written + fresh, ids | {row_id}
+    if charge and lead_id is not None and group.order is not None:
+        _insert_order(conn, group.order, lead_id, now)
+    return written, ids
 
 
 def _upsert_action(
@@ -511,7 +568,7 @@ def _upsert_action(
     return int(existing.id), 0
 
 
-def _insert_order(conn: Any, order: dict[str, Any], action_id: int, now: str) -> int:
+def _insert_order(conn: Any, order: dict[str, Any], action_id: int, now: str) -> None:
     """At most one order per (mailbox, cycle), ever: a second deduction in a cycle fails instead."""
     exists = conn.execute(
         select(orders.c.id).where(
@@ -521,13 +578,29 @@ def _insert_order(conn: Any, order: dict[str, Any], action_id: int, now: str) ->
     if exists is not None:
         _mark(conn, action_id, "failed", error="this cycle already has a consumption order")
         _release(conn, action_id, "none")
-        return 0
+        return
     conn.execute(
         insert(orders).values(
             **order, state="pending", created_at=now, reference="", error="", charged_at=""
         )
     )
-    return 0
+
+
+def _cancel(conn: Any, action_id: int, reason: str) -> None:
+    row = conn.execute(
+        select(actions.c.kind, actions.c.mailbox_id, actions.c.cycle).where(
+            actions.c.id == action_id
+        )
+    ).first()
+    _mark(conn, action_id, "cancelled", error=reason)
+    _release(conn, action_id, "none")
+    if row is not None and row.kind == "deduct":
+        pending = and_(
+            orders.c.mailbox_id == row.mailbox_id,
+            orders.c.cycle == row.cycle,
+            orders.c.state == "pending",
+        )
+        conn.execute(update(orders).where(pending).values(state="cancelled", error=reason))
 
 
 def _mark(conn: Any, action_id: int, state: str, **values: Any) -> None:

@@ -7,16 +7,17 @@ process dies, so a `kill -9` never leaves a stale lock behind.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import os
 import time
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from renewd.errors import RenewdError
-
-ADVISORY_KEY = 0x72656E6577  # "renew"
 
 
 class LockBusy(RenewdError):
@@ -47,9 +48,11 @@ class RunLock:
     def _try(self) -> bool:
         if self.engine.dialect.name == "sqlite":
             return self._try_file()
-        connection = self.engine.connect()
+        # AUTOCOMMIT: a session idle in a transaction can be killed by the server, and the lock
+        # with it, while the run goes on believing it holds the ledger.
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         if connection.execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key()}
         ).scalar():
             self._connection = connection
             return True
@@ -87,6 +90,14 @@ class RunLock:
             os.close(self._file)
             self._file = None
         if self._connection is not None:
-            self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+            with contextlib.suppress(SQLAlchemyError):  # a lost session has released it already
+                self._connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": self._key()}
+                )
             self._connection.close()
             self._connection = None
+
+    def _key(self) -> int:
+        """One lock per database: two ledgers on one server do not exclude each other."""
+        digest = hashlib.sha256(f"renewd:{self.engine.url.database}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
