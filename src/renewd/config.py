@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,21 @@ from renewd.yamlsrc import LocatedMap, Reader, load_yaml
 
 DEFAULT_PATH = Path("config.yaml")
 ENV_VAR = "RENEWD_CONFIG"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How `renewd serve` keeps time and shows itself."""
+
+    run_at: time = time(2, 0)
+    snapshot_deadline: time = time(8, 0)
+    snapshot_poll_seconds: float = 60.0
+    resume_interval_seconds: float = 600.0
+    reload_poll_seconds: float = 5.0
+    stop_timeout_seconds: float = 30.0
+    overdue_hours: float = 26.0
+    listen: str = "127.0.0.1:9464"
+    alert_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,7 @@ class Config:
     )
     guards: GuardSettings = field(default_factory=GuardSettings)
     messages: MessageSettings = field(default_factory=MessageSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     @property
     def base(self) -> Path:
@@ -140,6 +156,49 @@ def _messages(r: Reader, value: Any, line: int, key: str) -> Any:
     return MessageSettings(**values)
 
 
+SERVE_TIMES = ("run_at", "snapshot_deadline")
+SERVE_SECONDS = (
+    "snapshot_poll_seconds",
+    "resume_interval_seconds",
+    "reload_poll_seconds",
+    "stop_timeout_seconds",
+    "overdue_hours",
+)
+
+
+def _serve(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "serve")
+    if node is None:
+        return None
+    r.known_keys(node, (*SERVE_TIMES, *SERVE_SECONDS, "listen", "alert_to"), "serve")
+    values: dict[str, Any] = {}
+    for name in node:
+        parsed = _serve_value(r, name, node[name], node.lines[name])
+        if parsed is not None:
+            values[name] = parsed
+    return ServeSettings(**values)
+
+
+def _serve_value(r: Reader, name: str, item: Any, where: int) -> Any:
+    if name in SERVE_TIMES:
+        try:
+            return time.fromisoformat(str(item))
+        except ValueError:
+            r.problem(where, f"serve.{name} must be a time such as 02:00")
+            return None
+    if name in SERVE_SECONDS:
+        if isinstance(item, int | float) and not isinstance(item, bool) and item > 0:
+            return float(item)
+        r.problem(where, f"serve.{name} must be a positive number")
+        return None
+    if name == "alert_to":
+        if isinstance(item, list) and all(isinstance(a, str) and "@" in a for a in item):
+            return tuple(item)
+        r.problem(where, "serve.alert_to must be a list of email addresses")
+        return None
+    return str(item)
+
+
 Parser = Callable[[Reader, Any, int, str], Any]
 KEYS: dict[str, Parser] = {
     "rules": _text,
@@ -155,6 +214,7 @@ KEYS: dict[str, Parser] = {
     "senders": _senders,
     "guards": _guards,
     "messages": _messages,
+    "serve": _serve,
 }
 
 
@@ -179,6 +239,4 @@ def load_config(path: Path) -> Config:
     values["rules"] = path.parent / values["rules"]
     if "templates" in values:
         values["templates"] = path.parent / values["templates"]
-    if "messages" in values:
-        values["messages"] = values.pop("messages")
     return Config(path=path, **values)

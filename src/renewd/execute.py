@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,6 +48,8 @@ class Executor:
         self.now = now or datetime.now(UTC)
         self.counts: Counter[str] = Counter()
         self.skip: set[int] = set()
+        self.stopping = threading.Event()
+        self.progress: Callable[[], None] = _nothing
         self.stopped: dict[str, str] = {}
 
     def run(self, skip: set[int] | None = None) -> Counter[str]:
@@ -63,6 +67,8 @@ class Executor:
 
     def _charges(self) -> None:
         for action in self._open("deduct"):
+            if self.stopping.is_set():
+                return
             order = self.ledger.order_for(action["mailbox_id"], action["cycle"])
             if order is None or order["state"] != "pending":
                 continue
@@ -92,6 +98,8 @@ class Executor:
 
     def _deletions(self) -> None:
         for action in self._open("delete"):
+            if self.stopping.is_set():
+                return
             mailbox_id, cycle = action["mailbox_id"], action["cycle"]
             self.ledger.deletion_requested(action["id"], mailbox_id, cycle, self.provisioning.name)
             key = f"renewd:delete:{mailbox_id}:{cycle.isoformat()}"
@@ -135,7 +143,7 @@ class Executor:
             return
 
         async def worker() -> None:
-            while rows and channel not in self.stopped:
+            while rows and channel not in self.stopped and not self.stopping.is_set():
                 await self._send(sender, rows.popleft())
 
         # The first message goes alone: bad credentials then cost one attempt, not one per slot.
@@ -143,6 +151,7 @@ class Executor:
         await asyncio.gather(*(worker() for _ in range(max(1, getattr(sender, "concurrency", 1)))))
 
     async def _send(self, sender: Sender, action: RowMapping) -> None:
+        self.progress()
         channel = action["channel"]
         try:
             message = self._message(action)
@@ -179,3 +188,7 @@ class Executor:
         return Outbound(
             key, "email", payload["to"], locale, rendered.subject, rendered.text, rendered.html
         )
+
+
+def _nothing() -> None:
+    return None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -62,10 +64,35 @@ def run_day(
     try:
         with RunLock(ledger.engine, wait):
             ledger.upgrade()
-            executor = _executor(config, policy, ledger)
-            return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion)
+            return run_locked(
+                config, policy, ledger, snapshot_path, day, allow_mass_deletion=allow_mass_deletion
+            )
     finally:
         ledger.close()
+
+
+def run_locked(
+    config: Config,
+    policy: Policy,
+    ledger: Ledger,
+    snapshot_path: Path,
+    day: date,
+    *,
+    allow_mass_deletion: bool = False,
+    stopping: threading.Event | None = None,
+    progress: Callable[[], None] | None = None,
+) -> RunReport:
+    """A run for a caller that holds the ledger lock (the daemon holds it for its whole life).
+
+    `stopping` set from another thread or a signal handler ends the run after the effects in
+    flight; `progress` is called as effects happen (the daemon's watchdog).
+    """
+    executor = _executor(config, policy, ledger)
+    if stopping is not None:
+        executor.stopping = stopping
+    if progress is not None:
+        executor.progress = progress
+    return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion)
 
 
 def _run(

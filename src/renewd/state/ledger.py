@@ -34,8 +34,10 @@ from renewd.errors import RenewdError
 from renewd.facts import CycleState
 from renewd.model import StepKey
 from renewd.state.schema import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     actions,
+    alerts,
     deletions,
     meta,
     metadata,
@@ -155,7 +157,11 @@ class Ledger:
         if version == SCHEMA_VERSION:
             return
         with self.engine.begin() as conn:
-            metadata.create_all(conn)
+            if version is None:
+                metadata.create_all(conn)
+            else:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[step](conn)
             conn.execute(meta.delete().where(meta.c.key == "schema_version"))
             conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
 
@@ -478,6 +484,24 @@ class Ledger:
             )
             _mark(conn, action_id, "done" if ok else "failed", provider_id=reference, error=error)
             _release(conn, action_id, "success" if ok else "none")
+
+    def alert_once(self, day: date, cause: str, message: str) -> bool:
+        """Record an operator alert; False when one for this cause was already sent today."""
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(alerts.c.id).where(alerts.c.day == day, alerts.c.cause == cause)
+            ).first()
+            if exists is not None:
+                return False
+            conn.execute(
+                insert(alerts).values(day=day, cause=cause, message=message, sent_at=utcnow())
+            )
+            return True
+
+    def held_count(self) -> int:
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(actions).where(actions.c.state == "held")
+            return int(conn.execute(query).scalar_one())
 
     def outbox_depth(self) -> int:
         with self.engine.connect() as conn:

@@ -6,8 +6,11 @@ Money is stored as decimal text: SQLite has no exact decimal type, and text roun
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import (
     Column,
+    Connection,
     Date,
     ForeignKey,
     Integer,
@@ -18,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -130,3 +133,23 @@ sightings = Table(
     Column("cycle", Date, primary_key=True),
     Column("first_seen", Date, nullable=False),
 )
+
+# Version 2: operator alerts, at most one per cause and day.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False),
+    Column("cause", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("sent_at", String(32), nullable=False),
+    UniqueConstraint("day", "cause", name="uq_alert_cause_day"),
+)
+
+
+def _add_alerts(conn: Connection) -> None:
+    alerts.create(conn)
+
+
+# How to bring a ledger of version N-1 to version N, in place.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_alerts}
