@@ -85,11 +85,14 @@ class Project:
         extra: str = "",
         email: str = "{backend: file, path: out/mail, from: renewals@mail.example.com}",
         sms: str = "{backend: file, path: out/sms.jsonl, window: 00:00-24:00}",
+        snapshot: str = "snapshot.csv",
+        rules: Path = ROOT / "rules",
     ) -> None:
         self.root = root
+        self.snapshot_name = snapshot
         (root / "config.yaml").write_text(
-            f"rules: {ROOT / 'rules'}\n"
-            "snapshot: snapshot.csv\n"
+            f"rules: {rules}\n"
+            f"snapshot: {snapshot}\n"
             "ledger: state/ledger.sqlite3\n"
             f"billing: {billing}\n"
             f"senders:\n  email: {email}\n  sms: {sms}\n" + extra,
@@ -100,8 +103,10 @@ class Project:
     def config(self) -> Path:
         return self.root / "config.yaml"
 
-    def snapshot(self, *rows: str) -> Path:
-        path = self.root / "snapshot.csv"
+    def snapshot(self, *rows: str, day: date | None = None) -> Path:
+        name = self.snapshot_name.replace("{date}", day.isoformat()) if day else self.snapshot_name
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(CSV_HEADER + "".join(row + "\n" for row in rows), encoding="utf-8")
         return path
 

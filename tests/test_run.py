@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from peers.backend import BackendPeer
 from renewd.state.lock import RunLock
@@ -393,3 +393,21 @@ def test_deletion_through_http_provisioning_is_recorded_before_and_after(tmp_pat
     history = project.cli("history", "mb-1").stdout
     assert "delete        done" in history and "ref-1" in history
     assert len([m for m in project.emails() if "已被删除" in str(m["Subject"])]) == 1
+
+
+def test_an_older_schema_is_upgraded_in_place(project: Project) -> None:
+    project.snapshot(csv_row("mb-1", days(30)))
+    assert project.run(DAY).returncode == 0
+    ledger = project.ledger()
+    with ledger.engine.begin() as conn:  # make it look like a version 1 ledger, with its history
+        conn.execute(text("DROP TABLE alerts"))
+        conn.execute(update(meta).values(value="1"))
+    ledger.close()
+    assert project.run(days(1)).returncode == 0
+    ledger = project.ledger()
+    try:
+        assert ledger.version() == 2
+        assert ledger.alert_once(DAY, "probe", "the table exists again")
+        assert len(ledger.runs(5)) == 2  # the history survived
+    finally:
+        ledger.close()

@@ -21,7 +21,7 @@ from renewd.state.schema import actions
 from support import ROOT, Project, csv_row
 
 DAY = date(2026, 12, 1)
-NEVER_CLOSED = ("held", "waiting", "standby")  # states no later run moves a row out of by itself
+STILL_OPEN = ("held", "waiting", "standby")  # a row in these waits on another row or a later run
 
 
 def days(n: int) -> date:
@@ -266,7 +266,7 @@ def test_a_held_deduction_the_balance_no_longer_covers_leaves_nothing_open(
         project.snapshot(*others, csv_row("mb-renew", days(3), auto_renew=True, balance="0.00"))
         project.run(days(n))
     rows = action_rows(project, "mb-renew")
-    stuck = [r for r in rows if r[3] in NEVER_CLOSED]
+    stuck = [r for r in rows if r[3] in STILL_OPEN]
     told = [str(m["Subject"]) for m in project.emails() if str(m["To"]) == "mb-renew@example.cn"]
     assert not stuck, (
         f"rows never leave held/waiting/standby: {stuck}; all rows: {rows}; mails: {told}"
@@ -285,7 +285,7 @@ def test_a_held_deduction_then_a_manual_renewal_leaves_nothing_open(tmp_path: Pa
     assert project.run(DAY).returncode == 3
     project.snapshot(*others, csv_row("mb-renew", days(3 + 365), auto_renew=True, balance="380.00"))
     assert project.run(days(1)).returncode == 0
-    stuck = [r for r in action_rows(project, "mb-renew") if r[3] in NEVER_CLOSED]
+    stuck = [r for r in action_rows(project, "mb-renew") if r[3] in STILL_OPEN]
     depth = outbox_depth(project)
     assert not stuck and depth == 0, f"stuck: {stuck}; outbox_depth={depth}"
 
@@ -324,7 +324,7 @@ def test_a_second_deduction_in_a_cycle_leaves_no_message_waiting(tmp_path: Path)
         assert second.returncode == 0, second.stderr
     assert len(project.orders()) == 1  # at most one order per cycle
     rows = action_rows(project, "mb-1")
-    waiting = [r for r in rows if r[3] in NEVER_CLOSED]
+    waiting = [r for r in rows if r[3] in STILL_OPEN]
     depth = outbox_depth(project)
     assert not waiting and depth == 0, f"{waiting}; outbox_depth={depth}; all: {rows}"
 

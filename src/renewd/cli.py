@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from renewd import report
+from renewd import logs, report
 from renewd.check import check as check_files
 from renewd.config import Config, config_path, load_config
+from renewd.daemon import Daemon
 from renewd.dryrun import plan_day
 from renewd.errors import RenewdError
 from renewd.evaluate import DayPlan
@@ -29,6 +30,7 @@ from renewd.simulate import Simulation
 from renewd.snapshot import Snapshot
 from renewd.state.ledger import Ledger, database_url
 from renewd.state.lock import LockBusy
+from renewd.status import daemon_status
 from renewd.templating import Renderer, TemplateError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -343,3 +345,27 @@ def render(
         raise RenewdError(str(exc)) from exc
     for heading, text in sections:
         click.echo(f"----- {heading}\n{text}", nl=False)
+
+
+@main.command()
+@with_config
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def serve(config: Path, log_format: str) -> None:
+    """Run as a service: the day's work at serve.run_at, policy reloads, health and metrics.
+
+    SIGHUP (or a changed rule file) reloads after validating; SIGTERM finishes what is in
+    flight and stops; SIGUSR1 runs today's work now.
+    """
+    logs.setup(log_format)
+    sys.exit(Daemon(config).serve())
+
+
+@main.command()
+@with_config
+def status(config: Path) -> None:
+    """The daemon's state: last run, next run, policy, outbox depth, held actions, health."""
+    cfg, policy = load(config)
+    for line in daemon_status(cfg, policy):
+        click.echo(line)

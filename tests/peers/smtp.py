@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import threading
 from collections import Counter
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -31,6 +32,7 @@ class Handler:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.seen: Counter[str] = Counter()
         self.logins: list[str] = []
+        self.arrived = threading.Event()
 
     def _behaviour(self, address: str, stage: str) -> str:
         local = address.split("@")[0]
@@ -53,6 +55,8 @@ class Handler:
             return "421 4.4.2 closing"
         if behaviour == "slow":
             await asyncio.sleep(self.slow_seconds)
+        if behaviour.startswith("delay"):
+            await asyncio.sleep(0.3)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -63,6 +67,7 @@ class Handler:
         if behaviour == "data554":
             return "554 5.7.1 Message rejected as spam"
         self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+        self.arrived.set()
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 2.0.0 Message accepted for delivery"
 

@@ -506,9 +506,7 @@ class Ledger:
     def outbox_depth(self) -> int:
         with self.engine.connect() as conn:
             query = (
-                select(func.count())
-                .select_from(actions)
-                .where(actions.c.state.in_((*OPEN_ACTION, "waiting")))
+                select(func.count()).select_from(actions).where(actions.c.state.in_(OPEN_ACTION))
             )
             return int(conn.execute(query).scalar_one())
 

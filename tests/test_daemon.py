@@ -1,0 +1,267 @@
+"""`renewd serve` as a real process: schedule, reload, missing snapshot, signals, health, systemd."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peers.smtp import PASSWORD, SmtpPeer
+
+from support import ROOT, Project, csv_row
+
+DAY = date(2026, 12, 1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Served:
+    """A `renewd serve` process whose log lines the test reads as they come."""
+
+    def __init__(self, project: Project, now: str, env: dict[str, str] | None = None) -> None:
+        command = [
+            str(Path(sys.executable).parent / "renewd"),
+            "serve",
+            "--config",
+            str(project.config),
+        ]
+        full_env = {**os.environ, "RENEWD_FAKE_NOW": now, **(env or {})}
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=full_env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, text: str, timeout: float = 30) -> str:
+        """The next log line containing `text` (earlier lines are kept in `seen`)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(
+                    f"no log line with {text!r}; saw:\n" + "\n".join(self.seen)
+                ) from None
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def served() -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
+
+
+def daemon_project(tmp_path: Path, port: int, extra: str = "", **kwargs: Any) -> Project:
+    serve = f"serve: {{listen: '127.0.0.1:{port}', alert_to: [ops@example.com], run_at: '02:00', snapshot_deadline: '08:00'}}\n"
+    return Project(
+        tmp_path, extra=serve + extra, snapshot="snapshots/mailboxes-{date}.csv", **kwargs
+    )
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_serve_does_the_days_work_and_reports_health_and_metrics(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    port = free_port()
+    project = daemon_project(tmp_path, port)
+    project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
+    daemon = Served(project, "2026-12-01T10:00:00+08:00")
+    served.append(daemon)
+    assert "for 2026-12-01 done" in daemon.expect("run 1 for 2026-12-01")
+    assert len(project.emails()) == 1 and len(project.sms()) == 1
+    status, body = get(port, "/healthz")
+    health = json.loads(body)
+    assert (
+        status == 200 and health["healthy"] and health["next_run"].startswith("2026-12-02 02:00:00")
+    )
+    status, metrics = get(port, "/metrics")
+    assert 'renewd_runs_total{status="done"} 1.0' in metrics
+    assert 'renewd_sends_total{channel="email",outcome="sent"} 1.0' in metrics
+    assert "renewd_outbox_depth 0.0" in metrics
+    status_lines = project.cli("status").stdout
+    assert "last run: 1 for 2026-12-01 done" in status_lines and "daemon: healthy" in status_lines
+    assert daemon.stop() == 0
+
+
+def test_the_next_day_runs_at_its_time(tmp_path: Path, served: list[Served]) -> None:
+    port = free_port()
+    project = daemon_project(tmp_path, port, rules=ROOT / "rules")
+    project.snapshot(csv_row("mb-1", DAY + timedelta(days=100)), day=DAY + timedelta(days=1))
+    daemon = Served(project, "2026-12-02T01:59:57+08:00")  # run_at 02:00: three seconds later
+    served.append(daemon)
+    daemon.expect("run 1 for 2026-12-02")  # on start: today's work
+    daemon.expect("run 2 for 2026-12-02")  # the scheduled run, at 02:00
+    assert json.loads(get(port, "/healthz")[1])["next_run"].startswith("2026-12-03 02:00:00")
+    assert daemon.stop() == 0
+
+
+def test_reload_takes_a_good_edit_and_keeps_the_last_good_policy(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    port = free_port()
+    project = daemon_project(tmp_path, port, rules=rules)
+    project.snapshot(csv_row("mb-1", DAY + timedelta(days=20)), day=DAY)
+    daemon = Served(project, "2026-12-01T10:00:00+08:00")
+    served.append(daemon)
+    daemon.expect("run 1 for 2026-12-01 done: nothing to do")
+    policy = rules / "lifecycle.yaml"
+    good = policy.read_text(encoding="utf-8").replace(
+        "days_before: [30, 15, 7, 3, 1]", "days_before: [30, 20, 15, 7, 3, 1]"
+    )
+    policy.write_text(good, encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    daemon.expect("policy reloaded")
+    daemon.signal(signal.SIGUSR1)
+    daemon.expect("run 2 for 2026-12-01 done")
+    assert len(project.emails()) == 1  # the new D-20 step
+    policy.write_text(
+        good.replace(
+            "notify: [email, sms]\n  low_balance", "notfy: [email, sms]\n  low_balance", 1
+        ),
+        encoding="utf-8",
+    )
+    daemon.signal(signal.SIGHUP)
+    refused = daemon.expect("reload refused")
+    assert "lifecycle.yaml:" in refused and "did you mean 'notify'" in refused
+    kept = daemon.expect("keeping policy")
+    status, body = get(port, "/healthz")
+    assert status == 200 and json.loads(body)["reload_errors"]
+    assert "renewd_policy_reload_failures_total 1.0" in get(port, "/metrics")[1]
+    daemon.signal(signal.SIGUSR1)
+    daemon.expect("run 3 for 2026-12-01 done")
+    assert kept.split()[-1] == json.loads(get(port, "/healthz")[1])["policy"]
+    assert daemon.stop() == 0
+
+
+def test_a_missing_snapshot_is_waited_for_then_the_day_is_skipped_and_alerted_once(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    port = free_port()
+    project = daemon_project(tmp_path, port)
+    project.snapshot(
+        csv_row("mb-1", DAY + timedelta(days=30)), day=DAY - timedelta(days=1)
+    )  # yesterday's only
+    daemon = Served(project, "2026-12-01T09:00:00+08:00")  # after the 08:00 deadline
+    served.append(daemon)
+    daemon.expect("was not there by")
+    daemon.expect("alert to ops@example.com: [renewd] snapshot-missing on 2026-12-01")
+    daemon.signal(signal.SIGUSR1)
+    daemon.expect("was not there by")
+    alerts = [m for m in project.emails() if str(m["To"]) == "ops@example.com"]
+    assert len(alerts) == 1 and "snapshot-missing" in str(alerts[0]["Subject"])
+    assert [
+        m for m in project.emails() if "mb-1" in str(m["To"])
+    ] == []  # yesterday's file was not used
+    assert daemon.stop() == 0
+
+
+def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    with SmtpPeer(tmp_path) as smtp:
+        port = free_port()
+        email = smtp.settings(connections=1, timeout=5)
+        project = daemon_project(tmp_path, port, email=email)
+        project.snapshot(
+            *(csv_row(f"delay-{n}", DAY + timedelta(days=30), phone="") for n in range(6)), day=DAY
+        )
+        env = {"RENEWD_TEST_SMTP_PASSWORD": PASSWORD}
+        daemon = Served(project, "2026-12-01T10:00:00+08:00", env)
+        served.append(daemon)
+        assert smtp.handler.arrived.wait(30)
+        daemon.signal(signal.SIGTERM)
+        assert daemon.stop() == 0
+        delivered = len(smtp.handler.messages)
+        assert 1 <= delivered < 6
+        again = Served(project, "2026-12-01T10:05:00+08:00", env)
+        served.append(again)
+        again.expect("run 2 for 2026-12-01 done")
+        assert again.stop() == 0
+    addresses = [str(m["To"]) for m in smtp.handler.messages]
+    assert set(addresses) == {f"delay-{n}@example.cn" for n in range(6)}
+    assert len(addresses) - len(set(addresses)) <= 1  # at most the one in flight
+
+
+def test_a_second_instance_is_refused(tmp_path: Path, served: list[Served]) -> None:
+    port = free_port()
+    project = daemon_project(tmp_path, port)
+    project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
+    first = Served(project, "2026-12-01T10:00:00+08:00")
+    served.append(first)
+    first.expect("run 1 for 2026-12-01 done")
+    second = Served(project, "2026-12-01T10:00:00+08:00")
+    served.append(second)
+    assert second.process.wait(timeout=30) == 75
+    assert "another renewd is working on this ledger" in second.expect("another renewd")
+    manual = project.run(DAY)
+    assert manual.returncode == 75
+    assert first.stop() == 0
+
+
+def test_systemd_hears_ready_status_and_watchdog(tmp_path: Path, served: list[Served]) -> None:
+    port = free_port()
+    project = daemon_project(tmp_path, port)
+    project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(30)
+        daemon = Served(
+            project,
+            "2026-12-01T10:00:00+08:00",
+            {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"},
+        )
+        served.append(daemon)
+        heard: list[str] = []
+        while not {"READY=1", "WATCHDOG=1"} <= set(heard) or not any(
+            h.startswith("STATUS=last run") for h in heard
+        ):
+            heard.append(listener.recv(4096).decode())
+        assert daemon.stop() == 0
+        while "STOPPING=1" not in heard:
+            heard.append(listener.recv(4096).decode())
+    assert any("STATUS=last run 2026-12-01 done; outbox 0" in h for h in heard)
