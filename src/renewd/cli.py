@@ -9,29 +9,23 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
-from renewd import logs, report
-from renewd.check import check as check_files
+if TYPE_CHECKING:
+    from renewd.state.ledger import Ledger
+
+from renewd import report
 from renewd.config import Config, config_path, load_config
-from renewd.daemon import Daemon
 from renewd.dryrun import plan_day
-from renewd.errors import RenewdError
+from renewd.errors import LockBusy, RenewdError
 from renewd.evaluate import DayPlan
-from renewd.messages import preview, sample_mailbox
 from renewd.model import Mailbox
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
-from renewd.runner import HELD_EXIT, open_ledger, run_day
-from renewd.simulate import Simulation
 from renewd.snapshot import Snapshot
-from renewd.state.ledger import Ledger, database_url
-from renewd.state.lock import LockBusy
-from renewd.status import daemon_status
-from renewd.templating import Renderer, TemplateError
 
 F = TypeVar("F", bound=Callable[..., Any])
 BUSY_EXIT = 75  # EX_TEMPFAIL: another renewd holds the ledger; try again later
@@ -96,6 +90,8 @@ def check(config: Path) -> None:
 
     Prints one `path:line: message` per problem and exits 1 if there is any.
     """
+    from renewd.check import check as check_files
+
     problems = check_files(config)
     for problem in problems:
         click.echo(str(problem), err=True)
@@ -122,7 +118,7 @@ def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str)
     """
     cfg, policy = load(config)
     when = day.date() if day else today(policy)
-    ledger = Ledger.existing(database_url(cfg.ledger, cfg.base))
+    ledger = existing_ledger(cfg)
     try:
         result = plan_day(cfg, policy, snapshot or cfg_snapshot(cfg, when), when, ledger)
     finally:
@@ -167,6 +163,8 @@ def simulate(
         raise click.BadParameter("a simulation spans at most ten years")
     cfg, policy = load(config)
     try:
+        from renewd.simulate import Simulation
+
         simulation = Simulation(cfg, policy, snapshot or cfg_snapshot(cfg, start.date()), mailboxes)
     except RenewdError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -175,6 +173,8 @@ def simulate(
 
 @contextlib.contextmanager
 def ledger_of(config: Path) -> Iterator[Ledger]:
+    from renewd.runner import open_ledger
+
     """The ledger named in the config, for reading; it must have been created by `run`."""
     ledger = open_ledger(load_config(config))
     try:
@@ -189,6 +189,14 @@ def find_mailbox(cfg: Config, policy: Policy, path: Path, mailbox_id: str) -> Ma
         if mailbox.mailbox_id == mailbox_id:
             return mailbox
     raise RenewdError(f"{path}: no valid row for mailbox {mailbox_id!r}")
+
+
+def existing_ledger(cfg: Config) -> Ledger | None:
+    """The ledger for reading, without loading the database layer when there is none yet."""
+    from renewd.state.ledger import Ledger, database_url
+
+    url = database_url(cfg.ledger, cfg.base)
+    return Ledger.existing(url)
 
 
 def cfg_snapshot(cfg: Config, day: date) -> Path:
@@ -247,6 +255,8 @@ def run(
     cfg, policy = load(config)
     when = day.date() if day else today(policy)
     path = snapshot or cfg_snapshot(cfg, when)
+    from renewd.runner import HELD_EXIT, run_day
+
     outcome = run_day(cfg, policy, path, when, allow_mass_deletion=allow_mass_deletion, wait=wait)
     with ledger_of(config) as ledger:
         rows = ledger.run_actions(outcome.run_id)
@@ -330,6 +340,9 @@ def render(
     """Print what a customer would receive from RULE: subject, text and HTML email, SMS."""
     cfg, policy = load(config)
     when = day.date() if day else None
+    from renewd.messages import preview, sample_mailbox
+    from renewd.templating import Renderer, TemplateError
+
     if mailbox_id:
         mailbox = find_mailbox(
             cfg, policy, snapshot or cfg_snapshot(cfg, when or today(policy)), mailbox_id
@@ -358,6 +371,9 @@ def serve(config: Path, log_format: str) -> None:
     SIGHUP (or a changed rule file) reloads after validating; SIGTERM finishes what is in
     flight and stops; SIGUSR1 runs today's work now.
     """
+    from renewd import logs
+    from renewd.daemon import Daemon
+
     logs.setup(log_format)
     sys.exit(Daemon(config).serve())
 
@@ -367,5 +383,7 @@ def serve(config: Path, log_format: str) -> None:
 def status(config: Path) -> None:
     """The daemon's state: last run, next run, policy, outbox depth, held actions, health."""
     cfg, policy = load(config)
+    from renewd.status import daemon_status
+
     for line in daemon_status(cfg, policy):
         click.echo(line)

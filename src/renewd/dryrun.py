@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from renewd.config import Config
 from renewd.evaluate import DayPlan, Evaluator, Window
 from renewd.history import History, MemoryHistory
-from renewd.model import Mailbox
+from renewd.model import Anchor, Mailbox
 from renewd.policy.model import Policy
-from renewd.snapshot import Snapshot
-from renewd.state.ledger import Ledger
+from renewd.snapshot import Snapshot, Wanted
+
+if TYPE_CHECKING:
+    from renewd.state.ledger import Ledger
 
 
 @dataclass
@@ -58,7 +61,11 @@ def plan_day(
     snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
     candidates: dict[str, Mailbox] = {}
     current: dict[str, Mailbox] = {}
-    for mailbox in snapshot:
+    due = {
+        anchor: frozenset(day.isoformat() for day in days) for anchor, days in window.due.items()
+    }
+    wanted = Wanted(due[Anchor.EXPIRY], due[Anchor.DOMAIN], frozenset(watched))
+    for mailbox in snapshot.scan(wanted):
         if mailbox.mailbox_id in watched:
             current[mailbox.mailbox_id] = mailbox
         if window.may_match(mailbox):

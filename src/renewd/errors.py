@@ -34,5 +34,9 @@ class ProblemsError(RenewdError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class LockBusy(RenewdError):
+    """Another renewd holds the ledger."""
+
+
 class SnapshotError(RenewdError):
     """The file is not a snapshot at all (wrong header, binary, empty)."""

@@ -10,8 +10,6 @@ from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import RowMapping
-
 from renewd.dates import add_months
 from renewd.errors import RenewdError
 from renewd.evaluate import DayPlan
@@ -19,6 +17,8 @@ from renewd.model import Anchor, Decision, Kind
 from renewd.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from sqlalchemy import RowMapping
+
     from renewd.runner import RunReport
 
 

@@ -3,40 +3,45 @@
 durable_rules 2.0.28 has traps this module exists to contain:
 - `post()` consumes an event at its first matching rule, so each mailbox is asserted as a fact and
   retracted again: every rule whose condition holds fires once.
-- batch calls run actions late on background threads; `Host` starts two timer threads that race
-  the actions. We evaluate one fact at a time, in the caller's thread, with the timers disabled.
-- exceptions in actions are swallowed, so actions only append a rule id to a list.
+- its Python `Host` starts two timer threads that race the actions, runs batch actions late on
+  background threads, and swallows exceptions raised in actions. We drive the engine's own C
+  interface instead (the same calls the Host makes), in the caller's thread, one fact at a time,
+  and read the id of each rule that fired from the engine's answer: no actions, no threads.
 - a ruleset name cannot be registered twice, so every compiled policy gets a fresh name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-from collections.abc import Callable
 from typing import Any
 
-from durable import engine as durable_engine
+import durable_rules_engine
 
-from renewd.policy.conditions import to_durable
+from renewd.policy.conditions import All, AnyOf, Cmp, Cond, Not, to_durable
 from renewd.policy.model import Policy
 
 _names = itertools.count(1)
+HANDLED = 0
 
 
-class _ThreadlessHost(durable_engine.Host):  # type: ignore[misc]
-    """A Host without its dispatch and timer threads; actions run inside assert_fact."""
-
-    def _run(self) -> None:
-        return None
+def referenced(cond: Cond) -> set[str]:
+    """The facts a condition reads: only those are sent to the engine."""
+    if isinstance(cond, Cmp):
+        return {cond.fact, cond.other} - {""}
+    if isinstance(cond, Not):
+        return referenced(cond.item)
+    return (
+        set().union(*(referenced(item) for item in cond.items))
+        if isinstance(cond, All | AnyOf)
+        else set()
+    )
 
 
 class Engine:
     """One policy, compiled once, evaluated many times in a single thread."""
 
     def __init__(self, policy: Policy) -> None:
-        self._matched: list[str] = []
         self._serial = itertools.count()
         self._name = f"renewd-{policy.digest or 'policy'}-{next(_names)}"
         top = max((rule.priority for rule in policy.rules), default=0)
@@ -45,28 +50,25 @@ class Engine:
                 "all": [{"m": to_durable(rule.when)}],
                 # durable_rules runs lower `pri` first; ours is "higher is more specific".
                 "pri": top - rule.priority,
-                "run": self._recorder(rule.id),
             }
             for rule in policy.rules
         }
-        self.definition_json = json.dumps(
-            {k: {"all": v["all"], "pri": v["pri"]} for k, v in definition.items()}, sort_keys=True
-        )
-        self._host = _ThreadlessHost()
-        self._host.register_rulesets({self._name: definition})
-
-    def _recorder(self, rule_id: str) -> Callable[[Any], None]:
-        def record(_closure: Any) -> None:
-            self._matched.append(rule_id)
-
-        return record
+        self.definition_json = json.dumps(definition, sort_keys=True)
+        self.fields = sorted(set().union(*(referenced(rule.when) for rule in policy.rules)))
+        self._handle = durable_rules_engine.create_ruleset(self._name, self.definition_json)
 
     def matches(self, facts: dict[str, Any]) -> list[str]:
         """Ids of every rule whose condition holds for these facts, in engine order."""
-        self._matched = []
-        fact = {**facts, "fact_id": next(self._serial)}
-        quiet = (durable_engine.MessageNotHandledException, durable_engine.MessageObservedException)
-        for call in (self._host.assert_fact, self._host.retract_fact):
-            with contextlib.suppress(*quiet):
-                call(self._name, fact)
-        return self._matched
+        fact = {name: facts[name] for name in self.fields if name in facts}
+        fact["fact_id"] = next(self._serial)
+        text = json.dumps(fact)
+        matched = []
+        code, state = durable_rules_engine.assert_fact(self._handle, text)
+        if code == HANDLED:
+            started = durable_rules_engine.start_action_for_state(self._handle, state)
+            message = started[1] if started else None
+            while message:
+                matched.append(message[2 : message.index('"', 2)])  # {"<rule id>":{...}}
+                message = durable_rules_engine.complete_and_start_action(self._handle, state)
+        durable_rules_engine.retract_fact(self._handle, text)
+        return matched

@@ -17,11 +17,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from renewd.errors import RenewdError
-
-
-class LockBusy(RenewdError):
-    """Another renewd holds the ledger."""
+from renewd.errors import LockBusy
 
 
 class RunLock:

@@ -1,0 +1,102 @@
+"""`renewd run` for one day, with its phases timed; prints one JSON line.
+
+    python bench/timed_run.py CONFIG YYYY-MM-DD [--profile OUT.prof]
+
+It calls the same library function as the `run` command (`renewd.runner.run_day`, with the lock,
+the ledger upgrade and the run record) and only wraps, from the outside, the functions that
+mark its phases: planning (`plan_day`), checking what earlier runs left open (`_revalidate`),
+writing the plan (`Ledger.record_plan`) and the executor (`Executor.run`: charges, deletions,
+rendering, sending, the ledger updates). `--profile` runs cProfile around the executor alone.
+Nothing in renewd is changed; the wrappers only read the clock.
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.perf_counter()
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import functools  # noqa: E402
+import json  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import renewd.runner as runner  # noqa: E402
+from renewd.config import load_config  # noqa: E402
+from renewd.dryrun import plan_day  # noqa: E402
+from renewd.execute import Executor  # noqa: E402
+from renewd.policy.loader import load_policy, policy_files  # noqa: E402
+from renewd.state.ledger import Ledger  # noqa: E402
+
+IMPORTED = time.perf_counter()
+phases: dict[str, float] = {}
+cpu: dict[str, float] = {}  # CPU seconds of this process in the same phases (the rest is waiting)
+
+
+def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
+            cpu[name] = cpu.get(name, 0.0) + time.process_time() - start_cpu
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config", type=Path)
+    parser.add_argument("day", type=date.fromisoformat)
+    parser.add_argument("--profile", type=Path)
+    args = parser.parse_args()
+
+    setattr(runner, "plan_day", timed("plan", plan_day))  # noqa: B010
+    setattr(runner, "_revalidate", timed("revalidate", runner._revalidate))  # noqa: B010
+    setattr(Ledger, "record_plan", timed("record_plan", Ledger.record_plan))  # noqa: B010
+    original = Executor.run
+    deliver: Callable[..., Any] = original
+    if args.profile:
+        profiler = cProfile.Profile()
+
+        def profiled(self: Executor, *a: Any, **k: Any) -> Any:
+            profiler.enable()
+            try:
+                return original(self, *a, **k)
+            finally:
+                profiler.disable()
+                profiler.dump_stats(str(args.profile))
+
+        deliver = profiled
+    setattr(Executor, "run", timed("deliver", deliver))  # noqa: B010
+
+    start = time.perf_counter()
+    config = load_config(args.config)
+    policy = load_policy(policy_files(config.rules))
+    phases["load"] = time.perf_counter() - start
+    report = timed("run_day", runner.run_day)(
+        config, policy, config.snapshot_for(args.day), args.day
+    )
+    phases["imports"] = IMPORTED - STARTED
+    print(
+        json.dumps(
+            {
+                "status": report.status,
+                "written": report.written,
+                "outcomes": dict(report.outcomes),
+                "stopped": report.stopped,
+                "phases": phases,
+                "cpu": cpu,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
