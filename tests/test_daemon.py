@@ -207,7 +207,7 @@ def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
         email = smtp.settings(connections=1, timeout=5)
         project = daemon_project(tmp_path, port, email=email)
         project.snapshot(
-            *(csv_row(f"delay-{n}", DAY + timedelta(days=30), phone="") for n in range(6)), day=DAY
+            *(csv_row(f"delay-{n}", DAY + timedelta(days=30), phone="") for n in range(20)), day=DAY
         )
         env = {"RENEWD_TEST_SMTP_PASSWORD": PASSWORD}
         daemon = Served(project, "2026-12-01T10:00:00+08:00", env)
