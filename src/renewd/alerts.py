@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import date
+from typing import TYPE_CHECKING
 
 from renewd.config import Config
 from renewd.plugins import plugin
 from renewd.senders.base import Outbound, Status
+
+if TYPE_CHECKING:
+    from renewd.state.ledger import Ledger
 
 log = logging.getLogger("renewd")
 
@@ -35,3 +40,13 @@ def alert(config: Config, subject: str, body: str) -> None:
 
     asyncio.run(deliver())
     log.warning("alert to %s: %s: %s", ", ".join(config.serve.alert_to), subject, body)
+
+
+def alert_once(config: Config, ledger: Ledger, day: date, cause: str, message: str) -> None:
+    """At most one operator alert per cause and day; sending it never stops a run or the daemon."""
+    if not ledger.alert_once(day, cause, message):
+        return
+    try:
+        alert(config, f"[renewd] {cause} on {day}", message)
+    except Exception as exc:  # the alert path must not take the work down with it
+        log.error("could not send the operator alert %s: %s", cause, exc)

@@ -108,9 +108,10 @@ def _guards(r: Reader, value: Any, line: int, key: str) -> Any:
     node = r.mapping(value, line, "guards")
     if node is None:
         return None
-    r.known_keys(node, ("max_deletion_share", "min_deletions", "max_shrink_share"), "guards")
+    shares = ("max_deletion_share", "max_shrink_share", "max_expired_share")
+    r.known_keys(node, (*shares, "min_deletions"), "guards")
     values: dict[str, Any] = {}
-    for name in ("max_deletion_share", "max_shrink_share"):
+    for name in shares:
         if name in node:
             try:
                 share = Decimal(str(node[name]))

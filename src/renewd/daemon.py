@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from renewd import systemd
-from renewd.alerts import alert
+from renewd.alerts import alert_once
 from renewd.check import check
 from renewd.config import Config, load_config
 from renewd.errors import RenewdError
@@ -227,21 +227,11 @@ class Daemon:
             "outcomes": dict(report.outcomes),
         }
         log.info("run %s for %s %s: %s", report.run_id, day, report.status, outcomes)
-        if report.held:
-            self._alert(ledger, day, "guard-held", "held back: " + "; ".join(report.held))
-        for channel, reason in report.stopped.items():
-            self._alert(ledger, day, f"channel-stopped:{channel}", f"{channel} stopped: {reason}")
         if ledger.outbox_depth() and not self.stopping.is_set():
             self.resume_at = now + timedelta(seconds=self.config.serve.resume_interval_seconds)
 
     def _alert(self, ledger: Ledger, day: date, cause: str, message: str) -> None:
-        """At most one operator alert per cause and day; it never stops the daemon."""
-        if not ledger.alert_once(day, cause, message):
-            return
-        try:
-            alert(self.config, f"[renewd] {cause} on {day}", message)
-        except Exception as exc:  # the alert path must not take the daemon down
-            log.error("could not send the operator alert %s: %s", cause, exc)
+        alert_once(self.config, ledger, day, cause, message)
 
     # -- reload, signals, health ----------------------------------------------------------------
 

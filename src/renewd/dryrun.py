@@ -64,7 +64,7 @@ def plan_day(
     due = {
         anchor: frozenset(day.isoformat() for day in days) for anchor, days in window.due.items()
     }
-    wanted = Wanted(due[Anchor.EXPIRY], due[Anchor.DOMAIN], frozenset(watched))
+    wanted = Wanted(due[Anchor.EXPIRY], due[Anchor.DOMAIN], frozenset(watched), day.isoformat())
     for mailbox in snapshot.scan(wanted):
         if mailbox.mailbox_id in watched:
             current[mailbox.mailbox_id] = mailbox

@@ -17,16 +17,20 @@ class GuardSettings:
     max_deletion_share: Decimal = Decimal("0.01")
     min_deletions: int = 10
     max_shrink_share: Decimal = Decimal("0.10")
+    max_expired_share: Decimal = Decimal("0.50")
 
 
 def mass_hold(
-    deletions: int, rows_read: int, last_rows: int | None, settings: GuardSettings
+    deletions: int, rows_read: int, last_rows: int | None, settings: GuardSettings, expired: int = 0
 ) -> str:
     """Why this run's deletions and deductions must wait, or "" when the data looks sane.
 
     A wrong export (every mailbox expired, half the rows missing) looks like mass deletion or a
     shrunken snapshot; both hold everything destructive until an operator says otherwise.
     """
+    if rows_read and expired > settings.max_expired_share * rows_read:
+        share = f"{expired / rows_read:.0%}"
+        return f"{expired} of {rows_read} mailboxes ({share}) appear expired: a wrong export?"
     limit = max(settings.min_deletions, math.floor(settings.max_deletion_share * rows_read))
     if deletions > limit:
         share = f"{settings.max_deletion_share:.2%}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from renewd.alerts import alert_once
 from renewd.config import Config
 from renewd.dates import add_months
 from renewd.dryrun import DayResult, plan_day, taken_at
@@ -117,6 +118,7 @@ def _run(
         crash_point("after-plan")
         report.outcomes = executor.run(skip)
         report.stopped = dict(executor.stopped)
+        _alert_operators(config, ledger, report)
         report.status = "held" if report.held else "done"
     except BaseException as exc:
         ledger.finish_run(
@@ -134,6 +136,16 @@ def _run(
         message="; ".join(report.held),
     )
     return report
+
+
+def _alert_operators(config: Config, ledger: Ledger, report: RunReport) -> None:
+    """Held deletions or deductions and stopped channels need a person, whoever started the run."""
+    if report.held:
+        alert_once(config, ledger, report.day, "guard-held", "held back: " + "; ".join(report.held))
+    for channel, reason in report.stopped.items():
+        alert_once(
+            config, ledger, report.day, f"channel-stopped:{channel}", f"{channel} stopped: {reason}"
+        )
 
 
 def _revalidate(
@@ -223,7 +235,9 @@ def _steps(
     mass = (
         ""
         if allow_mass
-        else mass_hold(deletions, result.snapshot.rows_read, last_rows, config.guards)
+        else mass_hold(
+            deletions, result.snapshot.rows_read, last_rows, config.guards, result.snapshot.expired
+        )
     )
     if mass:
         report.held.append(mass)

@@ -66,6 +66,7 @@ class Wanted:
     expiry: frozenset[str] | None = None
     domain: frozenset[str] = frozenset()
     ids: frozenset[str] = frozenset()
+    today: str = "0000-00-00"  # rows with expires_on on or before it are counted in `expired`
 
     def __call__(self, mailbox_id: str, expires_on: str, domain_expires_on: str) -> bool:
         if self.expiry is None or expires_on in self.expiry or mailbox_id in self.ids:
@@ -152,6 +153,7 @@ class Snapshot:
         self.errors: list[RowError] = []
         self.duplicates: set[str] = set()
         self.rejected_ids: set[str] = set()
+        self.expired = 0  # valid rows whose expires_on is on or before `Wanted.today`
         self._seen: set[str] = set()
 
     def __iter__(self) -> Iterator[Mailbox]:
@@ -178,7 +180,7 @@ class Snapshot:
         fast, seen = FastRows(header, self.editions), self._seen
         date_ok = fast.date
         match = fast.pattern.fullmatch
-        expiry, domain, ids = wanted.expiry, wanted.domain, wanted.ids
+        expiry, domain, ids, today = wanted.expiry, wanted.domain, wanted.ids, wanted.today
         number = 1
         for text in lines:
             number += 1
@@ -199,6 +201,8 @@ class Snapshot:
                 yield from self._wanted([(number, row)], wanted)
                 continue
             self.rows_read += 1
+            if expires_on <= today:
+                self.expired += 1
             if mailbox_id in seen:
                 self._duplicate(number, mailbox_id)
                 continue
@@ -249,6 +253,8 @@ class Snapshot:
             mailbox = self._mailbox(line, row)
             if mailbox is None:
                 continue
+            if mailbox.expires_on.isoformat() <= wanted.today:
+                self.expired += 1
             domain = mailbox.domain_expires_on.isoformat() if mailbox.domain_expires_on else ""
             if wanted(mailbox.mailbox_id, mailbox.expires_on.isoformat(), domain):
                 yield mailbox

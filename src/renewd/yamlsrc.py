@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,38 @@ class LocatedList(list[Any]):
     lines: list[int]
 
 
+MAX_DEPTH = 100  # far beyond any real policy, far below Python's recursion limit
+_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what PyYAML counts as a new line
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose containers carry line numbers; it constructs only the safe tags."""
+    """SafeLoader whose containers carry line numbers; it constructs only the safe tags.
+
+    Every failure becomes a MarkedYAMLError with a line: nesting too deep to walk, and values
+    PyYAML's own constructors choke on (`2026-02-30`, `!!int abc`, `!!map [a]`).
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                message = f"nested more than {MAX_DEPTH} levels deep"
+                raise yaml.composer.ComposerError(None, None, message, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            reason = " ".join(str(exc).split())
+            message = f"cannot read this value as {kind} ({reason}); quote it if it is text"
+            raise yaml.constructor.ConstructorError(None, None, message, node.start_mark) from exc
 
 
 def _line(node: yaml.Node) -> int:
@@ -75,6 +106,10 @@ def load_yaml(path: Path) -> Any:
         raise ProblemsError([Problem(str(path), 0, "not UTF-8 text")]) from exc
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids, such as a control code
+        line = len(_BREAKS.findall(text, 0, exc.position)) + 1
+        message = str(exc).splitlines()[0]
+        raise ProblemsError([Problem(str(path), line, message)]) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0

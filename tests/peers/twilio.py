@@ -29,7 +29,8 @@ NUMBERS = {
 
 
 class TwilioPeer:
-    def __init__(self) -> None:
+    def __init__(self, throttle_half: bool = False) -> None:
+        self.throttle_half = throttle_half  # answer every second request 429, whatever its number
         self.requests: list[dict[str, Any]] = []
         self.seen: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -57,6 +58,10 @@ class TwilioPeer:
             self.seen[to] += 1
             self.requests.append({"fields": fields, "auth": auth, "at": time.monotonic()})
             behaviour, count = NUMBERS.get(to, "ok"), self.seen[to]
+            throttled = self.throttle_half and len(self.requests) % 2 == 1
+            self.requests[-1]["throttled"] = throttled
+        if throttled:
+            return 429, _error(20429, "Too Many Requests", 429), {"Retry-After": "1"}
         if auth != f"{ACCOUNT}:{TOKEN}" or behaviour == "401":
             return 401, _error(20003, "Authenticate", 401), {}
         if behaviour == "429-twice" and count <= 2:

@@ -24,7 +24,8 @@ RULE_KEYS = ("id", "description", "when", "then", "group", "priority")
 THEN_KEYS = ("notify", "template", "deduct", "delete")
 OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between")
 ORDERED_TYPES = (FactType.INT, FactType.MONEY)
-RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z: `$` would let "id\n" through
+MONEY_LIMIT = Decimal(10) ** 15  # as many whole digits as a snapshot amount may have
 
 
 @dataclass
@@ -49,12 +50,12 @@ def load_policy(paths: Iterable[Path]) -> Policy:
     if not paths:
         raise ProblemsError([Problem("rules", 0, "no policy files found")])
     for path in paths:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         try:
             document = load_yaml(path)
         except ProblemsError as exc:
             problems.extend(exc.problems)
             continue
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         reader = Reader(path)
         drafts.extend(_read_file(reader, document, settings))
         problems.extend(reader.problems)
@@ -286,7 +287,7 @@ def _operand(
     kind = FACTS[fact]
     if isinstance(value, LocatedMap) and allow_field and list(value) == ["field"]:
         other = value["field"]
-        if other not in FACTS:
+        if not isinstance(other, str) or other not in FACTS:
             r.problem(line, f"unknown fact {other!r}{suggest(str(other), FACTS)}")
             return None
         if FACTS[other] is not kind:
@@ -316,7 +317,7 @@ def _constant(kind: FactType, value: Any) -> Any:
             amount = Decimal(str(value))
         except InvalidOperation:
             return None
-        return amount if amount.is_finite() else None
+        return amount if amount.is_finite() and abs(amount) < MONEY_LIMIT else None
     return None
 
 
