@@ -20,8 +20,8 @@ test: lint .peers/node_modules/.bin/prism
 	npm install --prefix .peers --no-audit --no-fund @stoplight/prism-cli@5.14.2
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
 
 $(VENV)/.installed: pyproject.toml

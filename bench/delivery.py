@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -118,10 +119,9 @@ def write_project(
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, **ENV, **extra}
-    env.pop("RENEWD_CRASH_AT", None)
-    env.update(extra)
-    return env
+    env = {**os.environ, **ENV}
+    env.pop("RENEWD_CRASH_AT", None)  # only where asked for
+    return {**env, **extra}
 
 
 def plan_only(config: Path) -> None:
@@ -155,7 +155,7 @@ def timed_run(config: Path, profile: Path | None = None) -> dict[str, Any]:
 
 
 def outbox(config: Path, channel: str) -> list[sqlite3.Row]:
-    with sqlite3.connect(ledger_path(config)) as db:
+    with contextlib.closing(sqlite3.connect(ledger_path(config))) as db:
         db.row_factory = sqlite3.Row
         return list(
             db.execute(

@@ -15,10 +15,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generate import REFERENCE, generate  # noqa: E402
+from generate import REFERENCE, generate
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOOR = "import csv, sys\nfor row in csv.reader(open(sys.argv[1], newline='', encoding='utf-8')):\n    pass\n"
+FLOOR = (
+    "import csv, sys\n"
+    "for row in csv.reader(open(sys.argv[1], newline='', encoding='utf-8')):\n"
+    "    pass\n"
+)
 
 
 def measure(command: list[str]) -> tuple[float, float]:
@@ -41,17 +45,32 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="renewd-bench-"))
     config = work / "config.yaml"
-    config.write_text(f"rules: {ROOT / 'rules'}\nledger: {work / 'none.sqlite3'}\n", encoding="utf-8")
+    config.write_text(
+        f"rules: {ROOT / 'rules'}\nledger: {work / 'none.sqlite3'}\n", encoding="utf-8"
+    )
     renewd = str(Path(sys.executable).parent / "renewd")
-    print(f"{'rows':>9}  {'(a) csv floor':>14}  {'(b) dry-run':>12}  {'b/a':>5}  {'(c) peak RSS':>13}")
+    print(
+        f"{'rows':>9}  {'(a) csv floor':>14}  {'(b) dry-run':>12}  {'b/a':>5}  {'(c) peak RSS':>13}"
+    )
     for count in args.counts:
         snapshot = work / f"snapshot-{count}.csv"
         generate(count, snapshot)
         floor, _ = best([sys.executable, "-c", FLOOR, str(snapshot)], args.repeat)
-        dry = [renewd, "dry-run", "--config", str(config), "--snapshot", str(snapshot),
-               "--date", REFERENCE.isoformat(), "--format", "jsonl"]
+        dry = [
+            renewd,
+            "dry-run",
+            "--config",
+            str(config),
+            "--snapshot",
+            str(snapshot),
+            "--date",
+            REFERENCE.isoformat(),
+            "--format",
+            "jsonl",
+        ]
         seconds, rss = best(dry, args.repeat)
-        print(f"{count:>9}  {floor:>12.2f} s  {seconds:>10.2f} s  {seconds / floor:>5.1f}  {rss:>10.0f} MB")
+        ratio = seconds / floor
+        print(f"{count:>9}  {floor:>12.2f} s  {seconds:>10.2f} s  {ratio:>5.1f}  {rss:>10.0f} MB")
 
 
 if __name__ == "__main__":

@@ -31,24 +31,35 @@ def generate(count: int, out: Path, seed: int = 42) -> None:
             if left_in_account == 0:
                 account += 1
                 left_in_account = rng.choice((1, 1, 1, 1, 2, 3, 4))
-                balance = f"{rng.choice((0, 50, 120, 240, 500, 1000, 2400))}.{rng.randrange(100):02d}"
+                balance = (
+                    f"{rng.choice((0, 50, 120, 240, 500, 1000, 2400))}.{rng.randrange(100):02d}"
+                )
             left_in_account -= 1
             chinese = rng.random() < 0.5
-            edition = "free" if rng.random() < 0.10 else rng.choice(("basic", "standard", "enterprise"))
+            edition = (
+                "free" if rng.random() < 0.10 else rng.choice(("basic", "standard", "enterprise"))
+            )
             fee = "0.00" if edition == "free" else rng.choice(("60.00", "120.00", "600.00"))
             phone = (
-                f"+86138{rng.randrange(10**8):08d}" if chinese else f"+1415555{rng.randrange(100, 200):04d}"
-            ) if rng.random() < 0.85 else ""
+                (
+                    f"+86138{rng.randrange(10**8):08d}"
+                    if chinese
+                    else f"+1415555{rng.randrange(100, 200):04d}"
+                )
+                if rng.random() < 0.85
+                else ""
+            )
             domain, via, domain_day = "", "", ""
             if rng.random() < 0.25:
                 domain = f"example-{n}.{'cn' if chinese else 'com'}"
                 via = "true" if rng.random() < 0.5 else "false"
                 domain_day = rng.choice(days)
+            auto = "true" if rng.random() < 0.4 else "false"
+            currency, tld, locale = ("CNY", "cn", "zh-CN") if chinese else ("USD", "com", "en")
+            months = rng.choice((12, 12, 12, 1, 24))
             handle.write(
-                f"mb-{n:08d},acct-{account:07d},{edition},{rng.choice(days)},"
-                f"{'true' if rng.random() < 0.4 else 'false'},{balance},{fee},{'CNY' if chinese else 'USD'},"
-                f"{rng.choice((12, 12, 12, 1, 24))},user{n}@example.{'cn' if chinese else 'com'},{phone},"
-                f"{'zh-CN' if chinese else 'en'},{domain},{via},{domain_day}\n"
+                f"mb-{n:08d},acct-{account:07d},{edition},{rng.choice(days)},{auto},{balance},{fee},"
+                f"{currency},{months},user{n}@example.{tld},{phone},{locale},{domain},{via},{domain_day}\n"
             )
 
 

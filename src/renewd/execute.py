@@ -48,6 +48,7 @@ class Executor:
         self.now = now or datetime.now(UTC)
         self.counts: Counter[str] = Counter()
         self.skip: set[int] = set()
+        self.marks = Marks(ledger)
         self.stopping = threading.Event()
         self.progress: Callable[[], None] = _nothing
         self.stopped: dict[str, str] = {}
@@ -121,9 +122,12 @@ class Executor:
         channels: defaultdict[str, deque[RowMapping]] = defaultdict(deque)
         for action in self._open("notify"):
             channels[action["channel"]].append(action)
+        self.marks = Marks(self.ledger)
+        writer = asyncio.create_task(self.marks.write())
         try:
             await asyncio.gather(*(self._channel(name, rows) for name, rows in channels.items()))
         finally:
+            writer.cancel()
             for sender in self.senders.values():
                 await sender.close()
 
@@ -159,20 +163,22 @@ class Executor:
             self.ledger.mark(action["id"], "failed", error=f"cannot render: {exc}")
             self.counts[f"notify:{channel}:failed"] += 1
             return
-        self.ledger.mark(action["id"], "sending")
+        await self.marks.mark(action["id"], "sending")  # committed before the message leaves
         try:
             result = await sender.send(message)
         except Exception as exc:  # a sender's bug or an I/O error is this message's, not the run's
             result = Result(Status.RETRY, error=f"{type(exc).__name__}: {exc}")
         crash_point("after-send")
-        self._record(action, result)
+        await self._record(action, result)
 
-    def _record(self, action: RowMapping, result: Result) -> None:
+    async def _record(self, action: RowMapping, result: Result) -> None:
         channel = action["channel"]
         state = {Status.SENT: "done", Status.FAILED: "failed"}.get(result.status, "pending")
         if state == "pending" and action["attempts"] + 1 >= MAX_ATTEMPTS:
             state = "failed"
-        self.ledger.mark(action["id"], state, provider_id=result.provider_id, error=result.error)
+        await self.marks.mark(
+            action["id"], state, provider_id=result.provider_id, error=result.error
+        )
         if result.status is Status.STOP:
             self.stopped[channel] = result.error
         self.counts[f"notify:{channel}:{result.status.value}"] += 1
@@ -192,3 +198,37 @@ class Executor:
 
 def _nothing() -> None:
     return None
+
+
+class Marks:
+    """Outbox state changes from all sending slots, committed together.
+
+    Each slot still waits for its own change to be committed (a message is marked as being sent
+    before it leaves), but the slots share transactions: with eight slots, a commit (an fsync
+    on SQLite) carries several messages instead of one.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.waiting: list[tuple[tuple[int, str, dict[str, Any]], asyncio.Future[None]]] = []
+        self.ready = asyncio.Event()
+
+    async def mark(self, action_id: int, state: str, **values: Any) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(((action_id, state, values), done))
+        self.ready.set()
+        await done
+
+    async def write(self) -> None:
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            batch, self.waiting = self.waiting, []
+            try:
+                await asyncio.to_thread(self.ledger.mark_many, [change for change, _ in batch])
+            except Exception as exc:  # every waiting slot learns that its change did not land
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for _, done in batch:
+                done.set_result(None)

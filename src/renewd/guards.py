@@ -11,6 +11,8 @@ from typing import Any
 
 from renewd.model import Anchor, Kind, Mailbox
 
+EXPIRED_SHARE_FROM = 100  # rows: a smaller snapshot is too small to judge by the share expired
+
 
 @dataclass(frozen=True)
 class GuardSettings:
@@ -28,7 +30,7 @@ def mass_hold(
     A wrong export (every mailbox expired, half the rows missing) looks like mass deletion or a
     shrunken snapshot; both hold everything destructive until an operator says otherwise.
     """
-    if rows_read and expired > settings.max_expired_share * rows_read:
+    if rows_read >= EXPIRED_SHARE_FROM and expired > settings.max_expired_share * rows_read:
         share = f"{expired / rows_read:.0%}"
         return f"{expired} of {rows_read} mailboxes ({share}) appear expired: a wrong export?"
     limit = max(settings.min_deletions, math.floor(settings.max_deletion_share * rows_read))

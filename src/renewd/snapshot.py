@@ -7,6 +7,7 @@ file that is not a snapshot at all raises SnapshotError before any row is yielde
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import re
@@ -42,6 +43,8 @@ OPTIONAL = (
 )
 COLUMNS = REQUIRED + OPTIONAL
 KEPT_ERRORS = 1000
+MAX_RECORD = 1 << 20  # characters; a longer record is rejected whole, never read in parts
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD))
 
 # re.ASCII everywhere: \d must not accept Arabic-Indic or fullwidth digits in a phone number.
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -185,9 +188,8 @@ class Snapshot:
         for text in lines:
             number += 1
             if '"' in text:
-                number, row = self._quoted(text, lines, number, header)
-                if row is not None:
-                    yield from self._wanted([(number, row)], wanted)
+                number, rows = self._quoted(text, lines, number, header)
+                yield from self._wanted(rows, wanted)
                 continue
             found = match(text)
             if found is None:
@@ -213,36 +215,49 @@ class Snapshot:
 
     def _split(self, line: str, header: list[str], number: int) -> dict[str, str] | RowError:
         """A line without quotes is split on commas, exactly as the csv module would."""
-        values = line.split(",")
-        if "\0" in line:
-            return RowError(str(self.path), number, "", "malformed CSV: line contains NUL")
-        if len(values) != len(header):
-            return RowError(
-                str(self.path), number, "", f"expected {len(header)} fields, found {len(values)}"
-            )
-        return dict(zip(header, values, strict=True))
+        return self._fields(line.split(","), header, number)
 
     def _quoted(
         self, text: str, lines: Iterator[str], number: int, header: list[str]
-    ) -> tuple[int, dict[str, str] | RowError | None]:
-        """A line with quotes, and the lines its quoted fields run over, read by the csv module.
+    ) -> tuple[int, list[tuple[int, dict[str, str] | RowError]]]:
+        """A line with quotes, with the lines its quoted fields run over, read by the csv module.
 
-        Returns the number of the record's last line and the row (None for a blank record).
+        The lines are gathered until the quotes balance, whatever the csv module would make of
+        them, so no part of a quoted field can ever be read as a row of its own. Returns the
+        number of the last line gathered and the rows found in them.
         """
-        reader = csv.reader(itertools.chain([text], lines))
-        try:
-            values = next(reader)
-        except csv.Error as exc:
-            last = number + reader.line_num - 1
-            return last, RowError(str(self.path), last, "", f"malformed CSV: {exc}")
-        last = number + reader.line_num - 1
-        if not values:
-            return last, None
+        chunk, quotes, last, size = [text], text.count('"'), number, len(text)
+        while quotes % 2:
+            following = next(lines, None)
+            if following is None:
+                break
+            chunk.append(following)
+            last, quotes, size = last + 1, quotes + following.count('"'), size + len(following)
+        if size > MAX_RECORD:
+            return last, [
+                (last, RowError(str(self.path), last, "", f"longer than {MAX_RECORD} characters"))
+            ]
+        rows: list[tuple[int, dict[str, str] | RowError]] = []
+        reader = csv.reader(io.StringIO("".join(chunk), newline=""))
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return last, rows
+            except csv.Error as exc:
+                line = number + reader.line_num - 1
+                rows.append((line, RowError(str(self.path), line, "", f"malformed CSV: {exc}")))
+                continue
+            line = number + reader.line_num - 1
+            if values:
+                rows.append((line, self._fields(values, header, line)))
+
+    def _fields(self, values: list[str], header: list[str], line: int) -> dict[str, str] | RowError:
         if len(values) != len(header):
-            return last, RowError(
-                str(self.path), last, "", f"expected {len(header)} fields, found {len(values)}"
+            return RowError(
+                str(self.path), line, "", f"expected {len(header)} fields, found {len(values)}"
             )
-        return last, dict(zip(header, values, strict=True))
+        return dict(zip(header, values, strict=True))
 
     def _wanted(
         self, rows: Iterable[tuple[int, dict[str, str] | RowError]], wanted: Wanted

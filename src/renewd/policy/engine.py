@@ -18,6 +18,7 @@ from typing import Any
 
 import durable_rules_engine
 
+from renewd.errors import Problem, ProblemsError
 from renewd.policy.conditions import All, AnyOf, Cmp, Cond, Not, to_durable
 from renewd.policy.model import Policy
 
@@ -55,7 +56,14 @@ class Engine:
         }
         self.definition_json = json.dumps(definition, sort_keys=True)
         self.fields = sorted(set().union(*(referenced(rule.when) for rule in policy.rules)))
-        self._handle = durable_rules_engine.create_ruleset(self._name, self.definition_json)
+        try:
+            self._handle = durable_rules_engine.create_ruleset(self._name, self.definition_json)
+        except Exception as exc:  # the engine's own error type, with a numeric code
+            where = policy.sources[0] if policy.sources else "policy"
+            message = (
+                f"durable_rules refused the compiled policy (a condition nested too deep?): {exc}"
+            )
+            raise ProblemsError([Problem(where, 0, message)]) from exc
 
     def matches(self, facts: dict[str, Any]) -> list[str]:
         """Ids of every rule whose condition holds for these facts, in engine order."""

@@ -317,7 +317,7 @@ def _constant(kind: FactType, value: Any) -> Any:
             amount = Decimal(str(value))
         except InvalidOperation:
             return None
-        return amount if amount.is_finite() and abs(amount) < MONEY_LIMIT else None
+        return amount if amount.is_finite() and amount.copy_abs() < MONEY_LIMIT else None
     return None
 
 

@@ -12,7 +12,7 @@ import asyncio
 import socket
 import ssl
 import time
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ class SmtpSender:
             result = await self._once(email)
         return result
 
-    async def _once(self, email: EmailMessage) -> Result:
+    async def _once(self, email: Message) -> Result:
         client = self._idle.pop() if self._idle else self._client()
         try:
             if not client.is_connected:

@@ -420,6 +420,12 @@ class Ledger:
         with self.engine.begin() as conn:
             _mark(conn, action_id, state, **values)
 
+    def mark_many(self, changes: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Several outbox state changes in one transaction (one fsync on SQLite)."""
+        with self.engine.begin() as conn:
+            for action_id, state, values in changes:
+                _mark(conn, action_id, state, **values)
+
     def settle_order(
         self, action_id: int, order_id: int, state: str, reference: str, error: str
     ) -> None:
