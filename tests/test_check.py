@@ -252,3 +252,14 @@ def test_an_sms_longer_than_the_limit_is_reported(project: Path) -> None:
 )
 def test_sms_segments(text: str, segments: int) -> None:
     assert sms_segments(text) == segments
+
+
+def test_a_list_too_wide_for_durable_rules_is_refused_not_hung(project: Path) -> None:
+    """durable_rules never returns from compiling an `$or` of more than 512 branches."""
+    days = list(range(0, 520))
+    [message] = problems(
+        project,
+        GOOD_HEAD
+        + f"rules:\n  - id: wide\n    when: {{days_to_expiry: {{in: {days}}}}}\n    then: {{notify: [email]}}\n",
+    )
+    assert message == "rules/lifecycle.yaml:5: 'in' needs a list of 1 to 256 values"

@@ -24,6 +24,8 @@ RULE_KEYS = ("id", "description", "when", "then", "group", "priority")
 THEN_KEYS = ("notify", "template", "deduct", "delete")
 OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between")
 ORDERED_TYPES = (FactType.INT, FactType.MONEY)
+# durable_rules hangs compiling an `$or` of more than 512 branches; stay well below.
+MAX_WIDTH = 256
 RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z: `$` would let "id\n" through
 MONEY_LIMIT = Decimal(10) ** 15  # as many whole digits as a snapshot amount may have
 
@@ -222,8 +224,8 @@ def read_condition(r: Reader, value: Any, line: int) -> Cond | None:
 
 def _read_entry(r: Reader, key: str, value: Any, line: int) -> Cond | None:
     if key in ("all", "any"):
-        if not isinstance(value, LocatedList) or not value:
-            r.problem(line, f"{key!r} needs a non-empty list of conditions")
+        if not isinstance(value, LocatedList) or not value or len(value) > MAX_WIDTH:
+            r.problem(line, f"{key!r} needs a list of 1 to {MAX_WIDTH} conditions")
             return None
         items = [
             read_condition(r, item, item_line)
@@ -264,8 +266,9 @@ def _read_comparison(r: Reader, fact: str, value: Any, line: int) -> Cond | None
 
 def _read_op(r: Reader, fact: str, op: str, value: Any, line: int) -> Cond | None:
     if op in ("in", "not_in", "between"):
-        if not isinstance(value, list) or not value or (op == "between" and len(value) != 2):
-            shape = "[low, high]" if op == "between" else "a non-empty list"
+        wrong = op == "between" and len(value) != 2 if isinstance(value, list) else True
+        if not value or wrong or len(value) > MAX_WIDTH:
+            shape = "[low, high]" if op == "between" else f"a list of 1 to {MAX_WIDTH} values"
             r.problem(line, f"{op!r} needs {shape}")
             return None
         operands = [_operand(r, fact, item, line, allow_field=False) for item in value]
