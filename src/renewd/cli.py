@@ -44,6 +44,11 @@ SNAPSHOT = click.option(
 )
 
 
+def day_option(text: str) -> Callable[[F], F]:
+    """The --date option the day-taking commands share."""
+    return click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help=text)
+
+
 def with_config(func: F) -> F:
     """The --config option every command shares; errors a user caused print without a traceback."""
 
@@ -103,12 +108,7 @@ def check(config: Path) -> None:
 @main.command("dry-run")
 @with_config
 @SNAPSHOT
-@click.option(
-    "--date",
-    "day",
-    type=click.DateTime(["%Y-%m-%d"]),
-    help="Day to evaluate [default: today in the policy timezone].",
-)
+@day_option("Day to evaluate [default: today in the policy timezone].")
 @FORMAT
 def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str) -> None:
     """Print every action the policy would take on one day. Writes nothing, sends nothing.
@@ -220,12 +220,7 @@ def emit(plans: Iterable[DayPlan], snapshot: Snapshot, fmt: str) -> None:
 @main.command()
 @with_config
 @SNAPSHOT
-@click.option(
-    "--date",
-    "day",
-    type=click.DateTime(["%Y-%m-%d"]),
-    help="Day to run [default: today in the policy timezone].",
-)
+@day_option("Day to run [default: today in the policy timezone].")
 @click.option(
     "--allow-mass-deletion",
     is_flag=True,
@@ -323,12 +318,7 @@ def orders(config: Path, month: str, fmt: str) -> None:
     "--mailbox", "mailbox_id", metavar="ID", help="Render for this mailbox of the snapshot instead."
 )
 @SNAPSHOT
-@click.option(
-    "--date",
-    "day",
-    type=click.DateTime(["%Y-%m-%d"]),
-    help="Day the message is sent [default: the rule's first step].",
-)
+@day_option("Day the message is sent [default: the rule's first step].")
 def render(
     config: Path,
     rule: str,
