@@ -6,7 +6,6 @@ the simulator, which applies each day's plan to it before the next day.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -37,7 +36,6 @@ class MemoryHistory:
         self._done: set[StepKey] = set()
         self._renewed: set[tuple[str, date]] = set()
         self._reminded: set[tuple[str, date]] = set()
-        self._debits: defaultdict[str, Decimal] = defaultdict(Decimal)
 
     def done(self, key: StepKey) -> bool:
         return key in self._done
@@ -47,14 +45,15 @@ class MemoryHistory:
         return CycleState(renewed=key in self._renewed, reminded=key in self._reminded)
 
     def unseen_debits(self, account_id: str) -> Decimal:
-        return self._debits[account_id]
+        """Nothing: the simulator lowers the balance itself when it applies a deduction."""
+        return Decimal(0)
 
     def first_seen(self, mailbox_id: str, cycle: date) -> date | None:
         """The simulator keeps no sightings: it applies no deletion guard."""
         return None
 
-    def record(self, decisions: Iterable[Decision], *, unseen: bool = False) -> None:
-        """Mark decisions done. With `unseen`, deductions also count against the next balance."""
+    def record(self, decisions: Iterable[Decision]) -> None:
+        """Mark decisions done: taken and superseded steps alike."""
         for decision in decisions:
             self._done.add(decision.key)
             if decision.superseded_by or decision.anchor is not Anchor.EXPIRY:
@@ -62,7 +61,5 @@ class MemoryHistory:
             key = (decision.mailbox_id, decision.cycle)
             if decision.kind is Kind.DEDUCT:
                 self._renewed.add(key)
-                if unseen and decision.amount is not None:
-                    self._debits[decision.account_id] += decision.amount
             elif decision.kind is Kind.NOTIFY:
                 self._reminded.add(key)

@@ -11,7 +11,6 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Protocol
 
 from renewd.backends.base import SettingsError
@@ -75,10 +74,6 @@ class Sender(Protocol):
     async def send(self, message: Outbound) -> Result: ...
 
     async def close(self) -> None: ...
-
-
-class SenderFactory(Protocol):
-    def __call__(self, settings: dict[str, Any], base: Path, channel: str) -> Sender: ...
 
 
 DEFAULT_WINDOWS = {"sms": "09:00-21:00"}
