@@ -261,3 +261,11 @@ def test_render_an_unknown_rule(workdir: Path) -> None:
     result = run(workdir, "render", "renewal-remider", "--date", "2026-12-01")
     assert result.exit_code == 2
     assert "no rule 'renewal-remider' (did you mean 'renewal-reminder'?)" in result.stderr
+
+
+def test_jsonl_keeps_one_record_per_line_for_every_reader(workdir: Path) -> None:
+    snapshot = workdir / "snap-2026-12-01.csv"
+    snapshot.write_text(HEADER + ROWS[0].replace("mb-remind", "mb\u2028x") + "\n", encoding="utf-8")
+    result = run(workdir, "dry-run", "--date", "2026-12-01", "--format", "jsonl")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["mailbox_id"] == "mb\u2028x" for line in lines)

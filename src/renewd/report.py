@@ -42,11 +42,19 @@ def decision_record(decision: Decision) -> dict[str, Any]:
     return record
 
 
+LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One record, one line, whatever a consumer counts as a line break (str.splitlines too)."""
+    return json.dumps(record, ensure_ascii=False).translate(LINE_BREAKS) + "\n"
+
+
 def write_jsonl(plans: Iterable[DayPlan], out: TextIO) -> None:
     """Only actions that would be taken; superseded ones are a table-mode explanation."""
     for plan in plans:
         for decision in plan.actions:
-            out.write(json.dumps(decision_record(decision), ensure_ascii=False) + "\n")
+            out.write(json_line(decision_record(decision)))
 
 
 def step_label(decision: Decision) -> str:
@@ -155,7 +163,7 @@ def write_outcomes(rows: Iterable[RowMapping], out: TextIO) -> None:
         elif row["kind"] == Kind.DEDUCT.value:
             record.update(amount=row["amount"], currency=row["currency"])
         record.update(outcome=row["state"], provider_id=row["provider_id"], error=row["error"])
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.write(json_line(record))
 
 
 def run_summary(report: RunReport) -> list[str]:
