@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine
 from datetime import date, timedelta
 from email.message import EmailMessage
 from importlib.metadata import version
@@ -281,25 +282,39 @@ def email_bench(work: Path, n: int, connections: int, profile: Path | None) -> d
         sms = {"backend": "file", "path": "out/sms.jsonl", "window": "00:00-24:00"}
         config = write_project(work / "email", n, email, sms, ROOT / "rules", phones=False)
         plan_only(config)
-        pending = states(config, "email").get("pending", 0)
         messages = [m for _, m in rendered(config, "email")]
-        ceiling = asyncio.run(smtp_ceiling(sink, messages, connections))
-        ceiling["count"] = sink.stats()["count"]
-        sink.reset()
-        run = timed_run(config, profile)
-        seen = sink.stats()
-        after = states(config, "email")
-        sink.reset()
-        empty = timed_run(config)
-        return {
-            "pending": pending,
-            "ceiling": ceiling,
-            "run": run,
-            "seen": seen,
-            "after": after,
-            "empty": empty,
-            "bytes": seen["bytes"] / max(seen["count"], 1),
-        }
+        result = measure(
+            config, "email", sink, lambda: smtp_ceiling(sink, messages, connections), profile
+        )
+        result["bytes"] = result["seen"]["bytes"] / max(result["seen"]["count"], 1)
+        return result
+
+
+def measure(
+    config: Path,
+    channel: str,
+    sink: Sink,
+    ceiling: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
+    profile: Path | None,
+) -> dict[str, Any]:
+    """The same steps for each channel: planned outbox, the ceiling, renewd, an empty rerun."""
+    pending = states(config, channel).get("pending", 0)
+    bare = asyncio.run(ceiling())
+    bare["count"] = sink.stats()["count"]
+    sink.reset()
+    run = timed_run(config, profile)
+    seen = sink.stats()
+    after = states(config, channel)
+    sink.reset()
+    empty = timed_run(config)
+    return {
+        "pending": pending,
+        "ceiling": bare,
+        "run": run,
+        "seen": seen,
+        "after": after,
+        "empty": empty,
+    }
 
 
 def sms_project(work: Path, name: str, n: int, sink: Sink, rate: float, concurrency: int) -> Path:
@@ -325,24 +340,10 @@ def sms_bench(work: Path, n: int, concurrency: int, profile: Path | None) -> dic
     with Sink("sms") as sink:
         config = sms_project(work, "sms", n, sink, 0, concurrency)
         plan_only(config)
-        pending = states(config, "sms").get("pending", 0)
-        messages = [(to, text) for to, text in rendered(config, "sms")]
-        ceiling = asyncio.run(sms_ceiling(sink, messages, concurrency))
-        ceiling["count"] = sink.stats()["count"]
-        sink.reset()
-        run = timed_run(config, profile)
-        seen = sink.stats()
-        after = states(config, "sms")
-        sink.reset()
-        empty = timed_run(config)
-        return {
-            "pending": pending,
-            "ceiling": ceiling,
-            "run": run,
-            "seen": seen,
-            "after": after,
-            "empty": empty,
-        }
+        messages = list(rendered(config, "sms"))
+        return measure(
+            config, "sms", sink, lambda: sms_ceiling(sink, messages, concurrency), profile
+        )
 
 
 def rate_bench(work: Path, n: int, rate: float, concurrency: int) -> dict[str, Any]:

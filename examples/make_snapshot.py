@@ -20,23 +20,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 
-COLUMNS = (
-    "mailbox_id",
-    "account_id",
-    "edition",
-    "expires_on",
-    "auto_renew",
-    "balance",
-    "renewal_fee",
-    "currency",
-    "renewal_months",
-    "email",
-    "phone",
-    "locale",
-    "domain",
-    "domain_via_provider",
-    "domain_expires_on",
-)
+from renewd.snapshot import COLUMNS
+
 REFERENCE = date(2026, 12, 1)
 CENT = Decimal("0.01")
 # Price of one month, by currency and edition; 24-month terms get 10% off.
