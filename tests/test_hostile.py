@@ -355,8 +355,11 @@ def write_snapshot(path: Path, snap: SnapshotFile) -> Expected:
         mailbox_id = record.values["mailbox_id"]
         counts[mailbox_id] = counts.get(mailbox_id, 0) + 1
         if mailbox_id in seen:
+            # reported as a repeat, and yielded if valid: repeats are known only at the end
             expected.duplicates.add(mailbox_id)
             expected.errors.append((line, "mailbox_id", "duplicate"))
+            if record.bad is None:
+                expected.mailboxes.append(mailbox_of(record.values, line))
             continue
         if mailbox_id:
             seen.add(mailbox_id)

@@ -11,7 +11,8 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -79,9 +80,14 @@ class Wanted:
 
 _SAFE = r"[^,\x00-\x1f\x7f\ud800-\udfff]"
 _BOOL_TEXT = r"(?i:true|false|1|0|yes|no)"
-_DATE_TEXT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-# One pattern per column, each accepting a subset of what parse_row accepts and never a comma,
-# so that a whole row can be checked by one match of the fields joined with commas.
+# Only real days: 29 February goes the slow way, which knows leap years.
+_DATE_TEXT = (
+    r"(?!0000)[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+)
+# One pattern per column, each accepting a subset of what parse_row accepts and never a comma
+# or a line break, so that a whole row can be checked by one match of the fields joined with
+# commas, and a block of rows by one findall.
 FAST = {
     "mailbox_id": _SAFE + "{1,128}",
     "account_id": _SAFE + "{1,128}",
@@ -90,7 +96,7 @@ FAST = {
     "balance": r"[0-9]{1,15}(?:\.[0-9]{1,6})?",
     "renewal_fee": r"[0-9]{1,15}(?:\.[0-9]{1,6})?",
     "currency": r"[A-Z]{3}",
-    # lengths bounded so that no lookahead is needed to stay within the slow way's 254 and 253
+    # every length bounded within the slow way's limits (128, 254 and 253), without lookahead
     "email": r"[^@\s,\x00-\x1f\x7f\ud800-\udfff]{1,64}"
     r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,120}[A-Za-z0-9])?\.[A-Za-z]{2,63}",
     "renewal_months": r"(?:120|1[01][0-9]|[1-9][0-9]?)?",
@@ -100,10 +106,16 @@ FAST = {
     "domain_via_provider": f"(?:{_BOOL_TEXT})?",
     "domain_expires_on": f"(?:{_DATE_TEXT})?",
 }
+_OTHER = r"[^,\r\n]*"  # a column renewd does not read
+BLOCK = 1 << 18  # characters the fast way checks with one findall
 
 
 class FastRows:
-    """Checks a whole CSV row with one regular expression built for the file's header."""
+    """Checks CSV rows with one regular expression built for the file's header.
+
+    `line` checks one line; `block` finds every valid line of a block, as the tuple (line, id,
+    expires_on, domain_expires_on).
+    """
 
     def __init__(self, header: list[str], editions: frozenset[str]) -> None:
         patterns = {**FAST, "edition": "|".join(re.escape(e) for e in sorted(editions)) or "(?!)"}
@@ -111,24 +123,14 @@ class FastRows:
         fields = [
             f"(?P<{captured[name]}>{patterns[name]})"
             if name in captured
-            else f"(?:{patterns.get(name, '[^,]*')})"
+            else f"(?:{patterns.get(name, _OTHER)})"
             for name in header
         ]
-        absent = "" if "domain_expires_on" in header else "(?P<domain>)"
-        self.pattern = re.compile(",".join(fields) + absent + r"\r?\n?")
-        self._dates: dict[str, bool] = {"": True}
-
-    def date(self, text: str) -> bool:
-        """The pattern checks a date's shape; this checks it is a real day (not 2026-02-30)."""
-        known = self._dates.get(text)
-        if known is None:
-            try:
-                date.fromisoformat(text)
-                known = True
-            except ValueError:
-                known = False
-            self._dates[text] = known
-        return known
+        row = ",".join(fields) + ("" if "domain_expires_on" in header else "(?P<domain>)")
+        self.line = re.compile(row + r"\r?\n?")
+        self.block = re.compile(f"^(?P<line>{row})\\r?\\n", re.MULTILINE)
+        groups = self.block.groupindex
+        self.id, self.expiry, self.domain = (groups[g] - 1 for g in ("id", "expiry", "domain"))
 
 
 class BadField(Exception):
@@ -143,8 +145,9 @@ class BadField(Exception):
 class Snapshot:
     """One pass over a snapshot file. Iterate it for valid mailboxes; errors and counts accumulate.
 
-    Rows that repeat a mailbox_id (valid or not) are rejected, and the id lands in `duplicates` so
+    Rows that repeat a mailbox_id (valid or not) are reported, and the id lands in `duplicates` so
     the caller can take no action at all for that mailbox: which row is right cannot be known.
+    Repeats are known only once the scan has ended; until then every valid row is yielded.
     """
 
     def __init__(self, path: Path, editions: frozenset[str], default_locale: str) -> None:
@@ -157,7 +160,12 @@ class Snapshot:
         self.duplicates: set[str] = set()
         self.rejected_ids: set[str] = set()
         self.expired = 0  # valid rows whose expires_on is on or before `Wanted.today`
-        self._seen: set[str] = set()
+        # The duplicate check keeps 8 bytes per row, not the ids: hashes that repeat are
+        # confirmed by a second pass, which looks only for them (`_census`) and notes where they
+        # are (`_found`: line, id, rejected for another reason).
+        self._claims = array("q")
+        self._census: frozenset[int] | None = None
+        self._found: list[tuple[int, str, bool]] = []
 
     def __iter__(self) -> Iterator[Mailbox]:
         return self.scan()
@@ -165,53 +173,133 @@ class Snapshot:
     def scan(self, wanted: Wanted | None = None) -> Iterator[Mailbox]:
         """Validate every row; build (and yield) a Mailbox only for the rows `wanted` picks.
 
-        Most rows of a big snapshot are nowhere near a step: a CSV line without quotes is checked
-        by one regular expression over the raw line and never converted. Any other line goes the
-        slow way (the csv module, then field by field), which gives the precise error; both ways
-        accept exactly the same rows.
+        Most rows of a big snapshot are nowhere near a step: blocks of CSV lines without quotes
+        are checked by one regular expression and only the picked rows are converted. Any other
+        line goes the slow way (the csv module, then field by field), which gives the precise
+        error; both ways accept exactly the same rows.
         """
-        wanted = wanted or Wanted()
         with _open(self.path) as handle:
-            if self.path.suffix.lower() in (".jsonl", ".ndjson"):
-                yield from self._wanted(_jsonl_rows(handle, str(self.path)), wanted)
-            else:
-                yield from self._scan_csv(handle, wanted)
+            yield from self._rows(handle, wanted or Wanted())
+            repeated = _repeats(self._claims)
+            if repeated:
+                handle.seek(0)
+                self._settle(handle, repeated)
+
+    def _rows(self, handle: IO[str], wanted: Wanted) -> Iterator[Mailbox]:
+        if self.path.suffix.lower() in (".jsonl", ".ndjson"):
+            yield from self._wanted(_jsonl_rows(handle, str(self.path)), wanted)
+        else:
+            yield from self._scan_csv(handle, wanted)
+
+    def _settle(self, handle: IO[str], repeated: frozenset[int]) -> None:
+        """The second pass, taken only when some hash repeats: which rows repeat which id."""
+        census = Snapshot(self.path, self.editions, self.default_locale)
+        census._census = repeated
+        for _ in census._rows(handle, Wanted(expiry=frozenset())):
+            pass
+        first: set[str] = set()
+        for line, mailbox_id, rejected in census._found:
+            if mailbox_id not in first:
+                first.add(mailbox_id)
+                continue
+            self.duplicates.add(mailbox_id)
+            reason = (
+                f"duplicate mailbox_id {_show(mailbox_id)}: no action is taken for this mailbox"
+            )
+            error = RowError(str(self.path), line, "mailbox_id", reason, mailbox_id)
+            if not rejected:
+                self._reject(error)
+                continue
+            # the row's own defect was reported; that it repeats an id says more
+            self.errors = [error if e.line == line else e for e in self.errors]
+        self.errors.sort(key=lambda error: error.line)
+
+    def _claim(self, ids: list[str], first: int, rejected: bool = False) -> None:
+        """Note the ids of rows `first`, `first + 1`, ... for the duplicate check."""
+        if self._census is None:
+            self._claims.extend(map(hash, ids))
+            return
+        census = self._census
+        self._found += [
+            (line, mailbox_id, rejected)
+            for line, mailbox_id in enumerate(ids, first)
+            if hash(mailbox_id) in census
+        ]
 
     def _scan_csv(self, handle: IO[str], wanted: Wanted) -> Iterator[Mailbox]:
-        lines = iter(handle)
-        header = _header(csv.reader(itertools.islice(lines, 1)), str(self.path))
-        fast, seen = FastRows(header, self.editions), self._seen
-        date_ok = fast.date
-        match = fast.pattern.fullmatch
-        expiry, domain, ids, today = wanted.expiry, wanted.domain, wanted.ids, wanted.today
+        readline = handle.readline
+        header = _header(csv.reader([readline()]), str(self.path))
+        fast = FastRows(header, self.editions)
         number = 1
+        while block := handle.read(BLOCK):
+            if not block.endswith("\n"):
+                block += readline()
+                if not block.endswith("\n"):
+                    block += "\n"
+            rows = [] if '"' in block else fast.block.findall(block)
+            if len(rows) == block.count("\n"):
+                yield from self._valid(rows, number + 1, fast, header, wanted)
+                number += len(rows)
+            else:
+                number = yield from self._by_line(block, readline, number, fast, header, wanted)
+
+    def _valid(
+        self,
+        rows: list[tuple[str, ...]],
+        first: int,
+        fast: FastRows,
+        header: list[str],
+        wanted: Wanted,
+    ) -> Iterator[Mailbox]:
+        """Rows the fast pattern accepted, as (line, id, expires_on, domain_expires_on)."""
+        i, e, d = fast.id, fast.expiry, fast.domain
+        today, expiry, domain, ids = wanted.today, wanted.expiry, wanted.domain, wanted.ids
+        self.rows_read += len(rows)
+        self.expired += sum(1 for row in rows if row[e] <= today)
+        self._claim([row[i] for row in rows], first)
+        picked = (
+            list(enumerate(rows, first))
+            if expiry is None
+            else [
+                (line, row)
+                for line, row in enumerate(rows, first)
+                if row[e] in expiry or row[d] in domain or row[i] in ids
+            ]
+        )
+        for line, row in picked:
+            fields = dict(zip(header, row[0].split(","), strict=True))
+            yield parse_row(fields, line, self.editions, self.default_locale)
+
+    def _by_line(
+        self,
+        block: str,
+        readline: Callable[[], str],
+        number: int,
+        fast: FastRows,
+        header: list[str],
+        wanted: Wanted,
+    ) -> Generator[Mailbox, None, int]:
+        """A block the fast way could not take whole, line by line; returns the last line number.
+
+        A quoted field may run past the block: `_quoted` goes on reading from the file.
+        """
+        lines = io.StringIO(block, newline="")
+        more = itertools.chain(lines, iter(readline, ""))
         for text in lines:
             number += 1
             if '"' in text:
-                number, rows = self._quoted(text, lines, number, header)
+                number, rows = self._quoted(text, more, number, header)
                 yield from self._wanted(rows, wanted)
                 continue
-            found = match(text)
-            if found is None:
-                line = text.rstrip("\r\n")
-                if line:
-                    yield from self._wanted([(number, self._split(line, header, number))], wanted)
+            found = fast.line.fullmatch(text)
+            if found is not None:
+                row = (text.rstrip("\r\n"), *found.groups())
+                yield from self._valid([row], number, fast, header, wanted)
                 continue
-            mailbox_id, expires_on, domain_day = found.group("id", "expiry", "domain")
-            if not (date_ok(expires_on) and date_ok(domain_day)):
-                row = self._split(text.rstrip("\r\n"), header, number)
-                yield from self._wanted([(number, row)], wanted)
-                continue
-            self.rows_read += 1
-            if expires_on <= today:
-                self.expired += 1
-            if mailbox_id in seen:
-                self._duplicate(number, mailbox_id)
-                continue
-            seen.add(mailbox_id)
-            if expiry is None or expires_on in expiry or domain_day in domain or mailbox_id in ids:
-                row = dict(zip(header, text.rstrip("\r\n").split(","), strict=True))
-                yield parse_row(row, number, self.editions, self.default_locale)
+            line = text.rstrip("\r\n")
+            if line:
+                yield from self._wanted([(number, self._split(line, header, number))], wanted)
+        return number
 
     def _split(self, line: str, header: list[str], number: int) -> dict[str, str] | RowError:
         """A line without quotes is split on commas, exactly as the csv module would."""
@@ -274,26 +362,20 @@ class Snapshot:
             if wanted(mailbox.mailbox_id, mailbox.expires_on.isoformat(), domain):
                 yield mailbox
 
-    def _duplicate(self, line: int, mailbox_id: str) -> None:
-        self.duplicates.add(mailbox_id)
-        reason = f"duplicate mailbox_id {_show(mailbox_id)}: no action is taken for this mailbox"
-        self._reject(RowError(str(self.path), line, "mailbox_id", reason, mailbox_id))
-
     def _mailbox(self, line: int, row: dict[str, str] | RowError) -> Mailbox | None:
         if isinstance(row, RowError):
             self._reject(row)
             return None
         mailbox_id = row.get("mailbox_id", "")
-        if mailbox_id in self._seen:
-            self._duplicate(line, mailbox_id)
-            return None
-        if mailbox_id:
-            self._seen.add(mailbox_id)
         try:
-            return parse_row(row, line, self.editions, self.default_locale)
+            mailbox = parse_row(row, line, self.editions, self.default_locale)
         except BadField as bad:
             self._reject(RowError(str(self.path), line, bad.field, bad.reason, mailbox_id))
+            if mailbox_id:
+                self._claim([mailbox_id], line, rejected=True)
             return None
+        self._claim([mailbox_id], line)
+        return mailbox
 
     def _reject(self, error: RowError) -> None:
         self.rejected += 1
@@ -301,6 +383,14 @@ class Snapshot:
             self.rejected_ids.add(error.mailbox_id)
         if len(self.errors) < KEPT_ERRORS:
             self.errors.append(error)
+
+
+def _repeats(hashes: array[int]) -> frozenset[int]:
+    """The hashes that occur more than once, sorted in place of a set of every id."""
+    import numpy as np
+
+    ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
+    return frozenset(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
 
 
 def _open(path: Path) -> IO[str]:
