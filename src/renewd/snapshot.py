@@ -101,7 +101,7 @@ FAST = {
     r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,120}[A-Za-z0-9])?\.[A-Za-z]{2,63}",
     "renewal_months": r"(?:120|1[01][0-9]|[1-9][0-9]?)?",
     "phone": r"(?:\+[1-9][0-9]{6,14})?",
-    "locale": r"(?:[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)?",
+    "locale": r"(?:[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,8})?",
     "domain": r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,59}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,63})?",
     "domain_via_provider": f"(?:{_BOOL_TEXT})?",
     "domain_expires_on": f"(?:{_DATE_TEXT})?",
