@@ -193,6 +193,8 @@ def find_mailbox(cfg: Config, policy: Policy, path: Path, mailbox_id: str) -> Ma
 
 def existing_ledger(cfg: Config) -> Ledger | None:
     """The ledger for reading, without loading the database layer when there is none yet."""
+    if "://" not in cfg.ledger and not (cfg.base / cfg.ledger).exists():
+        return None
     from renewd.state.ledger import Ledger, database_url
 
     url = database_url(cfg.ledger, cfg.base)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from renewd.dates import add_months, format_date
 from renewd.errors import RenewdError
 from renewd.model import Decision, Kind, Mailbox
 from renewd.policy.model import Policy, Rule
-from renewd.templating import Renderer, sms_segments
 from renewd.yamlsrc import suggest
+
+if TYPE_CHECKING:  # Jinja is loaded only by the commands that render
+    from renewd.templating import Renderer
 
 SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "HKD": "HK$"}
 
@@ -112,6 +114,8 @@ def preview(
     day: date | None,
 ) -> list[tuple[str, str]]:
     """(heading, text) sections of what the customer would receive from one rule."""
+    from renewd.templating import sms_segments
+
     rules = {rule.id: rule for rule in policy.rules}
     if rule_id not in rules:
         raise RenewdError(f"no rule {rule_id!r}{suggest(rule_id, rules)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
@@ -42,12 +43,14 @@ def decision_record(decision: Decision) -> dict[str, Any]:
     return record
 
 
-LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+LINE_BREAKS = re.compile("[\u2028\u2029\x85]")
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def json_line(record: dict[str, Any]) -> str:
     """One record, one line, whatever a consumer counts as a line break (str.splitlines too)."""
-    return json.dumps(record, ensure_ascii=False).translate(LINE_BREAKS) + "\n"
+    text = _ENCODER.encode(record)
+    return LINE_BREAKS.sub(lambda found: f"\\u{ord(found[0]):04x}", text) + "\n"
 
 
 def write_jsonl(plans: Iterable[DayPlan], out: TextIO) -> None:
