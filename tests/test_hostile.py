@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -26,6 +27,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from renewd import snapshot as snapshot_module
 from renewd.cli import main
 from renewd.errors import Problem, ProblemsError, SnapshotError
 from renewd.evaluate import Evaluator
@@ -439,6 +441,27 @@ def test_every_row_is_read_exactly_or_reported_at_its_line(snap_file: SnapshotFi
     assert (snap.rows_read, snap.rejected) == (expected.rows_read, len(expected.errors))
     usable = {m.mailbox_id for m in mailboxes if m.mailbox_id not in snap.duplicates}
     assert usable == expected.unique_valid
+
+
+@budget(300)
+@given(snapshot_files(), st.integers(min_value=1, max_value=400))
+def test_where_the_blocks_end_changes_nothing(snap_file: SnapshotFile, block: int) -> None:
+    """The fast way reads blocks of BLOCK characters, extended to the end of a line; quoted
+    records, CR LF pairs and bad rows that straddle a block's end must read as in one piece."""
+    with scratch() as tmp:
+        path = tmp / "snapshot.csv"
+        if write_snapshot(path, snap_file).binary:
+            return
+        whole = read_all(path)
+        with mock.patch.object(snapshot_module, "BLOCK", block):
+            pieces = read_all(path)
+    assert pieces[0] == whole[0]
+    assert pieces[1].errors == whole[1].errors
+    assert (pieces[1].duplicates, pieces[1].rejected_ids) == (
+        whole[1].duplicates,
+        whole[1].rejected_ids,
+    )
+    assert (pieces[1].rows_read, pieces[1].rejected) == (whole[1].rows_read, whole[1].rejected)
 
 
 @budget(300)
