@@ -26,6 +26,7 @@ from renewd.state.ledger import Ledger
 from renewd.templating import Renderer
 
 MAX_ATTEMPTS = 8
+Change = tuple[int, str, dict[str, Any]]  # an outbox row's id, its new state, other columns
 
 
 class Executor:
@@ -147,41 +148,47 @@ class Executor:
             return
 
         async def worker() -> None:
+            owed: list[Change] = []
             while rows and channel not in self.stopped and not self.stopping.is_set():
-                await self._send(sender, rows.popleft())
+                owed = await self._send(sender, rows.popleft(), owed)
+            await self.marks.commit(owed)
 
         # The first message goes alone: bad credentials then cost one attempt, not one per slot.
-        await worker() if len(rows) == 1 else await self._send(sender, rows.popleft())
+        if len(rows) > 1:
+            await self.marks.commit(await self._send(sender, rows.popleft(), []))
         await asyncio.gather(*(worker() for _ in range(max(1, getattr(sender, "concurrency", 1)))))
 
-    async def _send(self, sender: Sender, action: RowMapping) -> None:
+    async def _send(self, sender: Sender, action: RowMapping, owed: list[Change]) -> list[Change]:
+        """Send one message; returns its outcome, for the caller to commit with its next change.
+
+        `owed` (the slot's previous outcome) is committed together with this message's mark as
+        being sent, before it leaves: one commit per message and slot, and still never more
+        than one message per slot sent and not yet recorded.
+        """
         self.progress()
         channel = action["channel"]
         try:
             message = self._message(action)
         except Exception as exc:  # a template error is this message's failure, not the run's
-            self.ledger.mark(action["id"], "failed", error=f"cannot render: {exc}")
             self.counts[f"notify:{channel}:failed"] += 1
-            return
-        await self.marks.mark(action["id"], "sending")  # committed before the message leaves
+            return [*owed, (action["id"], "failed", {"error": f"cannot render: {exc}"})]
+        await self.marks.commit([*owed, (action["id"], "sending", {})])
         try:
             result = await sender.send(message)
         except Exception as exc:  # a sender's bug or an I/O error is this message's, not the run's
             result = Result(Status.RETRY, error=f"{type(exc).__name__}: {exc}")
         crash_point("after-send")
-        await self._record(action, result)
+        return [self._record(action, result)]
 
-    async def _record(self, action: RowMapping, result: Result) -> None:
+    def _record(self, action: RowMapping, result: Result) -> Change:
         channel = action["channel"]
         state = {Status.SENT: "done", Status.FAILED: "failed"}.get(result.status, "pending")
         if state == "pending" and action["attempts"] + 1 >= MAX_ATTEMPTS:
             state = "failed"
-        await self.marks.mark(
-            action["id"], state, provider_id=result.provider_id, error=result.error
-        )
         if result.status is Status.STOP:
             self.stopped[channel] = result.error
         self.counts[f"notify:{channel}:{result.status.value}"] += 1
+        return (action["id"], state, {"provider_id": result.provider_id, "error": result.error})
 
     def _message(self, action: RowMapping) -> Outbound:
         payload: dict[str, Any] = json.loads(action["payload"])
@@ -203,19 +210,22 @@ def _nothing() -> None:
 class Marks:
     """Outbox state changes from all sending slots, committed together.
 
-    Each slot still waits for its own change to be committed (a message is marked as being sent
+    Each slot still waits for its own changes to be committed (a message is marked as being sent
     before it leaves), but the slots share transactions: with eight slots, a commit (an fsync
     on SQLite) carries several messages instead of one.
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.waiting: list[tuple[tuple[int, str, dict[str, Any]], asyncio.Future[None]]] = []
+        self.waiting: list[tuple[list[Change], asyncio.Future[None]]] = []
         self.ready = asyncio.Event()
 
-    async def mark(self, action_id: int, state: str, **values: Any) -> None:
+    async def commit(self, changes: list[Change]) -> None:
+        """Returns once `changes` are committed; raises what stopped them."""
+        if not changes:
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append(((action_id, state, values), done))
+        self.waiting.append((changes, done))
         self.ready.set()
         await done
 
@@ -224,9 +234,10 @@ class Marks:
             await self.ready.wait()
             self.ready.clear()
             batch, self.waiting = self.waiting, []
+            changes = [change for slot, _ in batch for change in slot]
             try:
-                await asyncio.to_thread(self.ledger.mark_many, [change for change, _ in batch])
-            except Exception as exc:  # every waiting slot learns that its change did not land
+                await asyncio.to_thread(self.ledger.mark_many, changes)
+            except Exception as exc:  # every waiting slot learns that its changes did not land
                 for _, done in batch:
                     done.set_exception(exc)
                 continue

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     RowMapping,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -420,11 +421,27 @@ class Ledger:
         with self.engine.begin() as conn:
             _mark(conn, action_id, state, **values)
 
-    def mark_many(self, changes: list[tuple[int, str, dict[str, Any]]]) -> None:
-        """Several outbox state changes in one transaction (one fsync on SQLite)."""
+    def mark_many(self, changes: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+        """Several outbox state changes in one transaction (one fsync on SQLite).
+
+        Changes of the same shape go as one executemany: one statement compiled, not one per
+        row. That reorders them, so a batch naming a row twice is written change by change.
+        """
+        ids = {action_id for action_id, _, _ in changes}
         with self.engine.begin() as conn:
+            if len(ids) < len(changes):
+                for action_id, state, values in changes:
+                    _mark(conn, action_id, state, **values)
+                return
+            now = utcnow()
+            shapes: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
             for action_id, state, values in changes:
-                _mark(conn, action_id, state, **values)
+                shape = ("sending" if state == "sending" else "", *sorted(values))
+                shapes[shape].append(
+                    {**values, "state": state, "updated_at": now, "_id": action_id}
+                )
+            for shape, rows in shapes.items():
+                conn.execute(_MARK_SENDING if shape[0] else _MARK, rows)
 
     def settle_order(
         self, action_id: int, order_id: int, state: str, reference: str, error: str
@@ -639,6 +656,10 @@ def _mark(conn: Any, action_id: int, state: str, **values: Any) -> None:
         .where(actions.c.id == action_id)
         .values(state=state, updated_at=utcnow(), **values)
     )
+
+
+_MARK = update(actions).where(actions.c.id == bindparam("_id"))
+_MARK_SENDING = _MARK.values(attempts=actions.c.attempts + 1)
 
 
 RELEASE = {
