@@ -21,6 +21,7 @@ from aiosmtplib import (
     SMTPAuthenticationError,
     SMTPConnectError,
     SMTPException,
+    SMTPHeloError,
     SMTPRecipientsRefused,
     SMTPResponseException,
     SMTPServerDisconnected,
@@ -30,6 +31,7 @@ from aiosmtplib import (
 from renewd.backends.base import SettingsError, known_settings
 from renewd.credentials import Secret, secret
 from renewd.senders.base import Outbound, Result, Status, email_message, setting
+from renewd.senders.flat import Flat, Flattener
 
 SETTINGS = (
     "host",
@@ -79,6 +81,7 @@ class SmtpSender:
         cafile = str(base / ca_file) if isinstance(ca_file, str) else None
         self.tls = ssl.create_default_context(cafile=cafile) if self.security != "none" else None
         self._idle: list[SMTP] = []
+        self._flattener = Flattener(self.sender, self.reply_to)
 
     def _client(self) -> SMTP:
         return SMTP(
@@ -95,7 +98,9 @@ class SmtpSender:
 
     async def send(self, message: Outbound) -> Result:
         try:
-            email = email_message(message, self.sender, self.reply_to)
+            email = self._flattener.flat(message) or email_message(
+                message, self.sender, self.reply_to
+            )
         except ValueError as exc:
             return Result(Status.FAILED, error=str(exc))
         deadline = time.monotonic() + self.max_retry_seconds
@@ -108,12 +113,15 @@ class SmtpSender:
             result = await self._once(email)
         return result
 
-    async def _once(self, email: Message) -> Result:
+    async def _once(self, email: Flat | Message) -> Result:
         client = self._idle.pop() if self._idle else self._client()
         try:
             if not client.is_connected:
                 await client.connect()
-            refused, _ = await client.send_message(email)
+            if isinstance(email, Flat):
+                refused, _ = await _send_flat(client, email)
+            else:
+                refused, _ = await client.send_message(email)
         except SMTPAuthenticationError as exc:
             client.close()
             return Result(Status.STOP, error=f"authentication failed: {exc.code} {exc.message}")
@@ -137,7 +145,8 @@ class SmtpSender:
         if refused:  # one recipient per message: any refusal is this message's
             code, text = next(iter(refused.values()))
             return _by_code(code, text)
-        return Result(Status.SENT, provider_id=str(email["Message-ID"]))
+        message_id = email.message_id if isinstance(email, Flat) else str(email["Message-ID"])
+        return Result(Status.SENT, provider_id=message_id)
 
     def _keep(self, client: SMTP) -> None:
         if client.is_connected:
@@ -150,6 +159,21 @@ class SmtpSender:
                 await client.quit()
             except (SMTPException, OSError):
                 client.close()
+
+
+async def _send_flat(client: SMTP, email: Flat) -> tuple[dict[str, Any], str]:
+    """What `send_message` does for a message object, for one already flat and ASCII-addressed:
+    the EHLO it would make sure of and the MAIL option it would add.
+    """
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except SMTPHeloError:
+            if not client.is_connected:
+                raise
+            await client.helo()
+    options = ["BODY=8BITMIME"] if client.supports_extension("8BITMIME") else []
+    return await client.sendmail(email.sender, [email.recipient], email.data, mail_options=options)
 
 
 def _by_code(code: int, text: str) -> Result:
