@@ -67,7 +67,6 @@ class Flattener:
     """Flat emails from one sender: its address headers are worked out once."""
 
     def __init__(self, sender: str, reply_to: str = "") -> None:
-        self.sender, self.reply_to = sender, reply_to
         self.envelope = parseaddr(sender)[1]  # what aiosmtplib reads back from the From header
         clean = not any("\r" in v or "\n" in v for v in (sender, reply_to))
         self.usable = clean and bool(self.envelope) and self.envelope.isascii()
