@@ -2,13 +2,14 @@
 
 Every effect runs from a ledger row that was written before it, and records its outcome after.
 A crash in between leaves the row open and the next run finishes it: charges and deletions carry
-an idempotency key, so repeating them is safe; a message in flight may be sent twice, at most
-one per sender slot (the senders here send one message at a time).
+an idempotency key, so repeating them is safe; a message sent but not yet recorded may be sent
+twice, at most two per sender slot (see `_slot`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections import Counter, defaultdict, deque
@@ -26,6 +27,7 @@ from renewd.state.ledger import Ledger
 from renewd.templating import Renderer
 
 MAX_ATTEMPTS = 8
+GATHER_SECONDS = 0.001  # how long a commit no slot is waiting for waits for more changes
 Change = tuple[int, str, dict[str, Any]]  # an outbox row's id, its new state, other columns
 
 
@@ -147,38 +149,65 @@ class Executor:
             self.counts[f"notify:{channel}:deferred"] += len(rows)
             return
 
-        async def worker() -> None:
-            owed: list[Change] = []
-            while rows and channel not in self.stopped and not self.stopping.is_set():
-                owed = await self._send(sender, rows.popleft(), owed)
-            await self.marks.commit(owed)
-
+        slots = max(1, getattr(sender, "concurrency", 1))
         # The first message goes alone: bad credentials then cost one attempt, not one per slot.
-        if len(rows) > 1:
-            await self.marks.commit(await self._send(sender, rows.popleft(), []))
-        await asyncio.gather(*(worker() for _ in range(max(1, getattr(sender, "concurrency", 1)))))
+        await self._slot(sender, channel, rows, limit=1)
+        await asyncio.gather(*(self._slot(sender, channel, rows) for _ in range(slots)))
 
-    async def _send(self, sender: Sender, action: RowMapping, owed: list[Change]) -> list[Change]:
-        """Send one message; returns its outcome, for the caller to commit with its next change.
+    async def _slot(
+        self, sender: Sender, channel: str, rows: deque[RowMapping], limit: int = 0
+    ) -> None:
+        """One sending slot: sends messages one at a time, each marked as being sent first.
 
-        `owed` (the slot's previous outcome) is committed together with this message's mark as
-        being sent, before it leaves: one commit per message and slot, and still never more
-        than one message per slot sent and not yet recorded.
+        While a message is out, the next one's mark (with this slot's previous outcome) is
+        being committed, so the wait for the disk overlaps the wait for the peer. At any moment
+        a slot has at most two messages sent and not recorded: the one out, and the one before.
         """
-        self.progress()
-        channel = action["channel"]
-        try:
-            message = self._message(action)
-        except Exception as exc:  # a template error is this message's failure, not the run's
-            self.counts[f"notify:{channel}:failed"] += 1
-            return [*owed, (action["id"], "failed", {"error": f"cannot render: {exc}"})]
-        await self.marks.commit([*owed, (action["id"], "sending", {})])
+        job, claim = self._take(channel, rows)
+        await self.marks.commit(claim)
+        owed: list[Change] = []
+        sent = 0
+        while job is not None:
+            action, message = job
+            sent += 1
+            job, claim = (None, []) if sent == limit else self._take(channel, rows)
+            committing = self.marks.submit(owed + claim)
+            try:
+                result = await self._deliver(sender, message)
+            finally:
+                await self.marks.wait(committing)
+            owed = [self._record(action, result)]
+            if job is not None and (channel in self.stopped or self.stopping.is_set()):
+                owed.append((job[0]["id"], "pending", {}))  # claimed but never sent
+                job = None
+        await self.marks.commit(owed)
+
+    def _take(
+        self, channel: str, rows: deque[RowMapping]
+    ) -> tuple[tuple[RowMapping, Outbound] | None, list[Change]]:
+        """The next message to send, and the changes that claim it (and fail those that cannot
+        be rendered); (None, ...) when the channel is done or stopping."""
+        changes: list[Change] = []
+        while rows and channel not in self.stopped and not self.stopping.is_set():
+            action = rows.popleft()
+            self.progress()
+            try:
+                message = self._message(action)
+            except Exception as exc:  # a template error is this message's failure, not the run's
+                self.counts[f"notify:{channel}:failed"] += 1
+                changes.append((action["id"], "failed", {"error": f"cannot render: {exc}"}))
+                continue
+            changes.append((action["id"], "sending", {}))
+            return (action, message), changes
+        return None, changes
+
+    async def _deliver(self, sender: Sender, message: Outbound) -> Result:
         try:
             result = await sender.send(message)
         except Exception as exc:  # a sender's bug or an I/O error is this message's, not the run's
             result = Result(Status.RETRY, error=f"{type(exc).__name__}: {exc}")
         crash_point("after-send")
-        return [self._record(action, result)]
+        return result
 
     def _record(self, action: RowMapping, result: Result) -> Change:
         channel = action["channel"]
@@ -211,28 +240,45 @@ class Marks:
     """Outbox state changes from all sending slots, committed together.
 
     Each slot still waits for its own changes to be committed (a message is marked as being sent
-    before it leaves), but the slots share transactions: with eight slots, a commit (an fsync
-    on SQLite) carries several messages instead of one.
+    before it leaves), but the slots share transactions: a commit (an fsync on SQLite) carries
+    several messages instead of one. A commit starts as soon as a slot waits for it, else
+    GATHER_SECONDS after its first change: a slot whose message is still out loses nothing by
+    that wait, and fewer commits leave more CPU for sending.
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.waiting: list[tuple[list[Change], asyncio.Future[None]]] = []
         self.ready = asyncio.Event()
+        self.urgent = asyncio.Event()
+
+    def submit(self, changes: list[Change]) -> asyncio.Future[None]:
+        """Queue `changes`; the future is done once they are committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if changes:
+            self.waiting.append((changes, done))
+            self.ready.set()
+        else:
+            done.set_result(None)
+        return done
+
+    async def wait(self, done: asyncio.Future[None]) -> None:
+        """Returns once that commit is done; raises what stopped it."""
+        if any(queued is done for _, queued in self.waiting):
+            self.urgent.set()
+        await done
 
     async def commit(self, changes: list[Change]) -> None:
-        """Returns once `changes` are committed; raises what stopped them."""
-        if not changes:
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append((changes, done))
-        self.ready.set()
-        await done
+        await self.wait(self.submit(changes))
 
     async def write(self) -> None:
         while True:
             await self.ready.wait()
+            if not self.urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.urgent.wait(), GATHER_SECONDS)
             self.ready.clear()
+            self.urgent.clear()
             batch, self.waiting = self.waiting, []
             changes = [change for slot, _ in batch for change in slot]
             try:

@@ -33,6 +33,7 @@ class Handler:
         self.seen: Counter[str] = Counter()
         self.logins: list[str] = []
         self.arrived = threading.Event()
+        self.counted = threading.Condition()
 
     def _behaviour(self, address: str, stage: str) -> str:
         local = address.split("@")[0]
@@ -41,6 +42,11 @@ class Handler:
         if local.startswith("once-"):
             return local[5:] if self.seen[key] == 1 else ""
         return local
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """True once `count` messages have arrived; False after `timeout` seconds without."""
+        with self.counted:
+            return self.counted.wait_for(lambda: len(self.messages) >= count, timeout)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -66,7 +72,9 @@ class Handler:
             return "451 4.3.0 Temporary failure, try later"
         if behaviour == "data554":
             return "554 5.7.1 Message rejected as spam"
-        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+        with self.counted:
+            self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+            self.counted.notify_all()
         self.arrived.set()
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 2.0.0 Message accepted for delivery"
