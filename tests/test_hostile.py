@@ -444,16 +444,22 @@ def test_every_row_is_read_exactly_or_reported_at_its_line(snap_file: SnapshotFi
 
 
 @budget(300)
-@given(snapshot_files(), st.integers(min_value=1, max_value=400))
-def test_where_the_blocks_end_changes_nothing(snap_file: SnapshotFile, block: int) -> None:
-    """The fast way reads blocks of BLOCK characters, extended to the end of a line; quoted
-    records, CR LF pairs and bad rows that straddle a block's end must read as in one piece."""
+@given(snapshot_files(), st.integers(min_value=1, max_value=400), st.booleans())
+def test_where_the_file_is_cut_changes_nothing(
+    snap_file: SnapshotFile, block: int, halves: bool
+) -> None:
+    """The fast way reads blocks of BLOCK characters, extended to the end of a line, and a big
+    file without quotes in two processes: quoted records, CR LF pairs, bad rows and repeated
+    ids on either side of a cut must read as in one piece."""
     with scratch() as tmp:
         path = tmp / "snapshot.csv"
         if write_snapshot(path, snap_file).binary:
             return
         whole = read_all(path)
-        with mock.patch.object(snapshot_module, "BLOCK", block):
+        with (
+            mock.patch.object(snapshot_module, "BLOCK", block),
+            mock.patch.object(snapshot_module, "PARALLEL_FROM", 0 if halves else 1 << 60),
+        ):
             pieces = read_all(path)
     assert pieces[0] == whole[0]
     assert pieces[1].errors == whole[1].errors
@@ -461,7 +467,11 @@ def test_where_the_blocks_end_changes_nothing(snap_file: SnapshotFile, block: in
         whole[1].duplicates,
         whole[1].rejected_ids,
     )
-    assert (pieces[1].rows_read, pieces[1].rejected) == (whole[1].rows_read, whole[1].rejected)
+    assert (pieces[1].rows_read, pieces[1].rejected, pieces[1].expired) == (
+        whole[1].rows_read,
+        whole[1].rejected,
+        whole[1].expired,
+    )
 
 
 @budget(300)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from renewd import snapshot as snapshot_module
 from renewd.errors import SnapshotError
 from renewd.model import Mailbox
-from renewd.snapshot import COLUMNS, KEPT_ERRORS, Snapshot
+from renewd.snapshot import COLUMNS, KEPT_ERRORS, Snapshot, Wanted
 
 EDITIONS = frozenset({"free", "basic", "standard", "enterprise"})
 Row = dict[str, object]
@@ -648,3 +649,41 @@ def test_hostile_input_is_reported_not_raised(
         assert snap.duplicates == {"mb-000001"}
     else:
         assert [e.field for e in snap.errors] == [field]
+
+
+# --- a big file read in two processes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_big_file_read_in_two_processes_reads_as_in_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newline: str
+) -> None:
+    rows = [
+        row(f"mb-{n:04d}", expires_on=f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}") for n in range(400)
+    ]
+    rows[50] = row("mb-0050", balance="-1")  # bad, before the cut
+    rows[350] = row("mb-0350", currency="usd")  # bad, after it
+    rows[380] = row("mb-0010")  # repeats an id from the other side
+    text = "\ufeff" + csv_text(rows).replace("\n", newline)
+    path = tmp_path / "s.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    wanted = Wanted(frozenset({"2026-03-03", "2026-11-11"}), today="2026-06-15")
+
+    def scan(parallel_from: int) -> tuple[list[Mailbox], Snapshot]:
+        monkeypatch.setattr(snapshot_module, "PARALLEL_FROM", parallel_from)
+        snap = Snapshot(path, editions=EDITIONS, default_locale="en")
+        return list(snap.scan(wanted)), snap
+
+    (one, single), (two, split) = scan(1 << 60), scan(0)
+    assert snapshot_module._split_point(path) is not None  # it really was cut
+    assert two == one
+    assert len(one) == 10  # 2026-03-03 and 2026-11-11, on both sides of the cut
+    assert [(e.line, e.field) for e in split.errors] == [(e.line, e.field) for e in single.errors]
+    assert [(e.line, e.field) for e in single.errors] == [
+        (52, "balance"),
+        (352, "currency"),
+        (382, "mailbox_id"),
+    ]
+    for name in ("rows_read", "rejected", "expired", "duplicates", "rejected_ids"):
+        assert getattr(split, name) == getattr(single, name), name
+    assert single.expired > 100 and single.duplicates == {"mb-0010"}

@@ -6,16 +6,23 @@ file that is not a snapshot at all raises SnapshotError before any row is yielde
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import io
 import itertools
 import json
+import multiprocessing
+import os
 import re
+import signal
+import sys
 from array import array
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
@@ -111,6 +118,9 @@ FAST = {
 }
 _OTHER = r"[^,\r\n]*"  # a column renewd does not read
 BLOCK = 1 << 18  # characters the fast way checks with one findall
+PR_SET_PDEATHSIG = 1  # prctl(2)
+# bytes: a CSV snapshot this big is read by two processes at once (see _split_point)
+PARALLEL_FROM = 32 << 20
 
 
 class FastRows:
@@ -191,8 +201,74 @@ class Snapshot:
     def _rows(self, handle: IO[str], wanted: Wanted) -> Iterator[Mailbox]:
         if self.path.suffix.lower() in (".jsonl", ".ndjson"):
             yield from self._wanted(_jsonl_rows(handle, str(self.path)), wanted)
-        else:
+            return
+        split = _split_point(self.path) if self._census is None else None
+        if split is None:
             yield from self._scan_csv(handle, wanted)
+        else:
+            yield from self._scan_halves(wanted, split)
+
+    def _scan_halves(self, wanted: Wanted, split: tuple[int, int]) -> Iterator[Mailbox]:
+        """The file up to byte `split[0]` here, the rest in a forked process at the same time.
+
+        That part has no quote character, so every line is a whole record and the halves read
+        exactly as the whole would. If the other process fails, or this one does not end on the
+        line `split[1]`, the rest is read here after all.
+        """
+        cut, breaks = split
+        for stream in (sys.stdout, sys.stderr):  # else the copy in the fork flushes them again
+            stream.flush()
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        other = multiprocessing.get_context("fork").Process(
+            target=self._read_half, args=(sender, wanted, split), daemon=True
+        )
+        other.start()
+        sender.close()
+        try:
+            with _part(self.path, 0, cut, "utf-8-sig") as handle:
+                header = _header(csv.reader([handle.readline()]), str(self.path))
+                last = yield from self._scan_csv(handle, wanted, header)
+            try:
+                half = receiver.recv() if last == breaks else None
+            except (EOFError, OSError):
+                half = None
+            if half is not None:
+                yield from self._merge(half)
+                return
+            with _part(self.path, cut, None, "utf-8") as handle:
+                yield from self._scan_csv(handle, wanted, header, last)
+        finally:
+            receiver.close()
+            other.kill()
+            other.join()
+
+    def _read_half(self, sender: Connection, wanted: Wanted, split: tuple[int, int]) -> None:
+        """In the forked process: read from byte `split[0]` on, send back what was found."""
+        _die_with_parent()
+        cut, breaks = split
+        try:
+            with _part(self.path, 0, None, "utf-8-sig") as handle:
+                header = _header(csv.reader([handle.readline()]), str(self.path))
+            half = Snapshot(self.path, self.editions, self.default_locale)
+            with _part(self.path, cut, None, "utf-8") as handle:
+                found: tuple[list[Mailbox], Snapshot] | None = (
+                    list(half._scan_csv(handle, wanted, header, breaks)),
+                    half,
+                )
+        except Exception:  # whatever it was, the parent reads this half itself and meets it
+            found = None
+        sender.send(found)
+        sender.close()
+
+    def _merge(self, half: tuple[list[Mailbox], Snapshot]) -> Iterator[Mailbox]:
+        mailboxes, other = half
+        self.rows_read += other.rows_read
+        self.rejected += other.rejected
+        self.expired += other.expired
+        self.errors += other.errors[: KEPT_ERRORS - len(self.errors)]
+        self.rejected_ids |= other.rejected_ids
+        self._claims += other._claims
+        yield from mailboxes
 
     def _settle(self, handle: IO[str], repeated: frozenset[int]) -> None:
         """The second pass, taken only when some hash repeats: which rows repeat which id."""
@@ -229,11 +305,15 @@ class Snapshot:
             if hash(mailbox_id) in census
         ]
 
-    def _scan_csv(self, handle: IO[str], wanted: Wanted) -> Iterator[Mailbox]:
+    def _scan_csv(
+        self, handle: IO[str], wanted: Wanted, header: list[str] | None = None, number: int = 1
+    ) -> Generator[Mailbox, None, int]:
+        """Rows after line `number` (the header's, unless `header` is given: a part of a file
+        split in two); returns the number of the last line read."""
         readline = handle.readline
-        header = _header(csv.reader([readline()]), str(self.path))
+        if header is None:
+            header = _header(csv.reader([readline()]), str(self.path))
         fast = FastRows(header, self.editions)
-        number = 1
         while block := handle.read(BLOCK):
             if not block.endswith("\n"):
                 block += readline()
@@ -245,6 +325,7 @@ class Snapshot:
                 number += len(rows)
             else:
                 number = yield from self._by_line(block, readline, number, fast, header, wanted)
+        return number
 
     def _valid(
         self,
@@ -394,6 +475,74 @@ def _repeats(hashes: array[int]) -> frozenset[int]:
 
     ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
     return frozenset(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+
+
+def _split_point(path: Path) -> tuple[int, int] | None:
+    """Where a second process can start reading a big CSV snapshot, and the line breaks before:
+    just after a line end a little past the middle (that process also sends its rows back).
+
+    None for a small file or a single CPU, and when the part before has a quote character (a
+    quoted field may hold line breaks, so a line end need not end a record) or a CR that is
+    not part of a CR LF (counted apart; not worth it for such rare files).
+    """
+    size = path.stat().st_size
+    if len(os.sched_getaffinity(0)) < 2 or size < PARALLEL_FROM:
+        return None
+    target = size * 4 // 7
+    position = feeds = returns = pairs = 0
+    after_return = False
+    with path.open("rb", buffering=0) as raw:
+        while chunk := raw.read(1 << 20):
+            cut = chunk.find(b"\n", max(0, target - position))
+            if cut != -1:
+                chunk = chunk[: cut + 1]
+            if b'"' in chunk:
+                return None
+            pairs += chunk.count(b"\r\n") + (after_return and chunk.startswith(b"\n"))
+            returns += chunk.count(b"\r")
+            feeds += chunk.count(b"\n")
+            after_return = chunk.endswith(b"\r")
+            position += len(chunk)
+            if cut != -1:
+                return (position, feeds) if returns == pairs and position < size else None
+    return None
+
+
+def _die_with_parent() -> None:
+    """A killed run must not leave this process holding the run lock it inherited (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class _Range(io.RawIOBase):
+    """Bytes `start` to `end` (None: the end of the file) of a file, as a file of their own."""
+
+    def __init__(self, path: Path, start: int, end: int | None) -> None:
+        super().__init__()
+        self._file = path.open("rb")
+        self._file.seek(start)
+        self._left = (path.stat().st_size if end is None else end) - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(memoryview(buffer)[: self._left])
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _part(path: Path, start: int, end: int | None, encoding: str) -> IO[str]:
+    return io.TextIOWrapper(
+        io.BufferedReader(_Range(path, start, end)),
+        encoding=encoding,
+        errors="surrogateescape",
+        newline="",
+    )
 
 
 def _open(path: Path) -> IO[str]:
