@@ -1,7 +1,8 @@
 """Evaluation speed: the csv-module floor, `renewd dry-run` end to end, and peak memory.
 
 `python bench/evaluate.py [--counts 100000 1000000]`. Each figure is its own process, so peak
-RSS is that command's alone; times are the best of `--repeat` runs.
+RSS is that command's alone (the largest of its processes: a big snapshot is read by two); times
+are the best of `--repeat` runs. Run it under `taskset -c 0` for the one-CPU figure.
 """
 
 from __future__ import annotations
