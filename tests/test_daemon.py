@@ -219,7 +219,8 @@ def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
         assert 3 <= delivered < 20
         # the message out was recorded, the one claimed next went back: nothing left "sending"
         ledger = project.ledger()
-        assert [a["state"] for a in ledger.open_actions("notify")] == ["pending"] * (20 - delivered)
+        left = [(a["state"], a["attempts"]) for a in ledger.open_actions("notify")]
+        assert left == [("pending", 0)] * (20 - delivered)  # and its attempt given back
         ledger.close()
         again = Served(project, "2026-12-01T10:05:00+08:00", env)
         served.append(again)

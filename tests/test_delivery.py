@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from peers.smtp import PASSWORD, SmtpPeer
 from peers.twilio import ACCOUNT, OK, TOKEN, TwilioPeer
+from renewd.cli import load
+from renewd.execute import Marks
+from renewd.runner import run_day
 from renewd.senders.base import Outbound, SendWindow, email_message
+from renewd.state.ledger import Ledger
 
 from support import Project, csv_row
 
@@ -319,3 +326,57 @@ def prism() -> Iterator[str]:
 
     with running_prism() as url:
         yield url
+
+
+def test_a_ledger_error_while_sending_fails_the_run_and_loses_nothing(
+    tmp_path: Path, smtp: SmtpPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots commit while other slots send: the first ledger error must stop them all and end
+    the run (it once left slots waiting for a commit that never came), and the next run must
+    deliver what is left."""
+    project = Project(tmp_path, email=smtp.settings(connections=3))
+    project.snapshot(*(csv_row(f"mb-{n}", REMIND, phone="") for n in range(30)))
+    config, policy = load(project.config)
+    calls = itertools.count(1)
+    real = Ledger.mark_many
+
+    def failing(self: Ledger, changes: Any) -> None:
+        if next(calls) == 4:
+            raise OSError("disk full")
+        real(self, changes)
+
+    monkeypatch.setattr(Ledger, "mark_many", failing)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_day(config, policy, project.root / "snapshot.csv", DAY)
+        except BaseException as exc:  # the run's own error, to check below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the run hung after the ledger error"
+    assert [str(e) for e in outcome] == ["disk full"]
+    monkeypatch.setattr(Ledger, "mark_many", real)
+    assert project.run(DAY).returncode == 0
+    delivered = [str(m["To"]) for m in smtp.handler.messages]
+    assert set(delivered) == {f"mb-{n}@example.cn" for n in range(30)}
+    assert len(delivered) - 30 <= 2 * 3  # at most two per slot were out when it failed
+
+
+def test_a_stopped_ledger_writer_releases_the_slots_waiting_for_it() -> None:
+    """A slot waits for its commit in a `finally`; if the writer stops first, that wait must
+    end, or the run never does."""
+
+    async def scenario() -> None:
+        marks = Marks(Ledger.__new__(Ledger))  # never reached: nothing is committed here
+        writer = asyncio.create_task(marks.write())
+        await asyncio.sleep(0)  # let the writer start waiting for work
+        queued = marks.submit([(1, "sending", {})])
+        writer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await marks.wait(queued)
+
+    asyncio.run(scenario())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from dataclasses import replace
 from datetime import date
@@ -675,7 +676,8 @@ def test_a_big_file_read_in_two_processes_reads_as_in_one(
         return list(snap.scan(wanted)), snap
 
     (one, single), (two, split) = scan(1 << 60), scan(0)
-    assert snapshot_module._split_point(path) is not None  # it really was cut
+    with path.open("rb") as raw:
+        assert snapshot_module._split_point(raw.fileno()) is not None  # it really was cut
     assert two == one
     assert len(one) == 10  # 2026-03-03 and 2026-11-11, on both sides of the cut
     assert [(e.line, e.field) for e in split.errors] == [(e.line, e.field) for e in single.errors]
@@ -687,3 +689,51 @@ def test_a_big_file_read_in_two_processes_reads_as_in_one(
     for name in ("rows_read", "rejected", "expired", "duplicates", "rejected_ids"):
         assert getattr(split, name) == getattr(single, name), name
     assert single.expired > 100 and single.duplicates == {"mb-0010"}
+
+
+def test_a_file_replaced_while_it_is_read_is_read_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exporters replace the file by renaming a new one over it: the scan, both halves of a
+    big one included, and the second pass for repeated ids, must keep reading the old one."""
+    monkeypatch.setattr(snapshot_module, "PARALLEL_FROM", 0)
+    rows = [row(f"mb-{n:04d}", expires_on="2026-03-03") for n in range(300)]
+    rows[299] = row("mb-0000", expires_on="2026-03-03")  # a repeat: the second pass runs too
+    path = write(tmp_path / "s.csv", rows)
+    newer = write(tmp_path / "new.csv", [row(f"mb-{n:04d}", balance="555.50") for n in range(300)])
+    cut = snapshot_module._split_point
+
+    def cut_then_replace(fd: int) -> tuple[int, int] | None:
+        where = cut(fd)
+        os.replace(newer, path)  # after the file was opened, before either half is read
+        return where
+
+    monkeypatch.setattr(snapshot_module, "_split_point", cut_then_replace)
+    snap = Snapshot(path, editions=EDITIONS, default_locale="en")
+    mailboxes = list(snap.scan(Wanted(frozenset({"2026-03-03"}))))
+    assert len(mailboxes) == 300 and {m.balance for m in mailboxes} == {Decimal("0.10")}
+    assert snap.duplicates == {"mb-0000"} and [e.line for e in snap.errors] == [301]
+
+
+def test_a_repeated_id_is_reported_even_after_many_other_errors(tmp_path: Path) -> None:
+    """Repeats are known only at the end: they must still take their place among the first
+    KEPT_ERRORS errors by line."""
+    rows = [row("mb-1"), row("mb-1")]
+    rows += [row(f"mb-{n:06d}", balance="-1") for n in range(KEPT_ERRORS + 5)]
+    _, snap = read(write(tmp_path / "s.csv", rows))
+    assert len(snap.errors) == KEPT_ERRORS
+    assert (snap.errors[0].line, snap.errors[0].field) == (3, "mailbox_id")
+    assert snap.rejected == KEPT_ERRORS + 6
+
+
+def test_a_last_line_without_line_end_is_as_long_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is added to the last line: a record of exactly MAX_RECORD characters is kept."""
+    text = csv_text([row("mb-1", account_id='acct "one"')]).rstrip("\n")
+    record = text.split("\n", 1)[1]
+    monkeypatch.setattr(snapshot_module, "MAX_RECORD", len(record))
+    path = tmp_path / "s.csv"
+    path.write_text(text, encoding="utf-8")
+    mailboxes, snap = read(path)
+    assert [m.account_id for m in mailboxes] == ['acct "one"'] and snap.errors == []

@@ -128,7 +128,11 @@ class Executor:
         self.marks = Marks(self.ledger)
         writer = asyncio.create_task(self.marks.write())
         try:
-            await asyncio.gather(*(self._channel(name, rows) for name, rows in channels.items()))
+            async with asyncio.TaskGroup() as group:  # one failing channel stops the others
+                for name, rows in channels.items():
+                    group.create_task(self._channel(name, rows))
+        except BaseExceptionGroup as failed:
+            raise _first(failed) from None
         finally:
             writer.cancel()
             for sender in self.senders.values():
@@ -152,7 +156,9 @@ class Executor:
         slots = max(1, getattr(sender, "concurrency", 1))
         # The first message goes alone: bad credentials then cost one attempt, not one per slot.
         await self._slot(sender, channel, rows, limit=1)
-        await asyncio.gather(*(self._slot(sender, channel, rows) for _ in range(slots)))
+        async with asyncio.TaskGroup() as group:  # a ledger error in one slot stops them all
+            for _ in range(slots):
+                group.create_task(self._slot(sender, channel, rows))
 
     async def _slot(
         self, sender: Sender, channel: str, rows: deque[RowMapping], limit: int = 0
@@ -178,7 +184,7 @@ class Executor:
                 await self.marks.wait(committing)
             owed = [self._record(action, result)]
             if job is not None and (channel in self.stopped or self.stopping.is_set()):
-                owed.append((job[0]["id"], "pending", {}))  # claimed but never sent
+                owed.append((job[0]["id"], "released", {}))  # claimed but never sent
                 job = None
         await self.marks.commit(owed)
 
@@ -236,6 +242,14 @@ def _nothing() -> None:
     return None
 
 
+def _first(failed: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of nested task groups: what stopped the run, reported as itself."""
+    error: BaseException = failed
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
 class Marks:
     """Outbox state changes from all sending slots, committed together.
 
@@ -272,6 +286,13 @@ class Marks:
         await self.wait(self.submit(changes))
 
     async def write(self) -> None:
+        try:
+            await self._write()
+        finally:  # no commit will come: whoever still waits for one stops waiting
+            for _, done in self.waiting:
+                done.cancel()
+
+    async def _write(self) -> None:
         while True:
             await self.ready.wait()
             if not self.urgent.is_set():

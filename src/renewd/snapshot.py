@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import sys
+import time
 from array import array
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -202,61 +203,64 @@ class Snapshot:
         if self.path.suffix.lower() in (".jsonl", ".ndjson"):
             yield from self._wanted(_jsonl_rows(handle, str(self.path)), wanted)
             return
-        split = _split_point(self.path) if self._census is None else None
+        # Only a scan that keeps few rows is split: the other half's rows come back pickled.
+        selective = wanted.expiry is not None and self._census is None
+        split = _split_point(handle.fileno()) if selective else None
         if split is None:
             yield from self._scan_csv(handle, wanted)
         else:
-            yield from self._scan_halves(wanted, split)
+            yield from self._scan_halves(handle.fileno(), wanted, split)
 
-    def _scan_halves(self, wanted: Wanted, split: tuple[int, int]) -> Iterator[Mailbox]:
+    def _scan_halves(self, fd: int, wanted: Wanted, split: tuple[int, int]) -> Iterator[Mailbox]:
         """The file up to byte `split[0]` here, the rest in a forked process at the same time.
 
         That part has no quote character, so every line is a whole record and the halves read
-        exactly as the whole would. If the other process fails, or this one does not end on the
-        line `split[1]`, the rest is read here after all.
+        exactly as the whole would. Both read the one open file (replacing the file on disk
+        changes nothing). If the other process fails, or takes much longer than this half
+        took, or this half does not end on line `split[1]`, the rest is read here after all.
         """
         cut, breaks = split
         for stream in (sys.stdout, sys.stderr):  # else the copy in the fork flushes them again
             stream.flush()
         receiver, sender = multiprocessing.Pipe(duplex=False)
         other = multiprocessing.get_context("fork").Process(
-            target=self._read_half, args=(sender, wanted, split), daemon=True
+            target=self._read_half, args=(sender, fd, wanted, split, os.getpid()), daemon=True
         )
+        started = time.monotonic()
         other.start()
         sender.close()
         try:
-            with _part(self.path, 0, cut, "utf-8-sig") as handle:
+            with _part(fd, 0, cut, "utf-8-sig") as handle:
                 header = _header(csv.reader([handle.readline()]), str(self.path))
                 last = yield from self._scan_csv(handle, wanted, header)
-            try:
-                half = receiver.recv() if last == breaks else None
-            except (EOFError, OSError):
-                half = None
+            patience = 5 + 2 * (time.monotonic() - started)
+            half = None
+            with contextlib.suppress(EOFError, OSError):
+                if last == breaks and receiver.poll(patience):
+                    half = receiver.recv()
             if half is not None:
                 yield from self._merge(half)
                 return
-            with _part(self.path, cut, None, "utf-8") as handle:
+            with _part(fd, cut, None, "utf-8") as handle:
                 yield from self._scan_csv(handle, wanted, header, last)
         finally:
             receiver.close()
             other.kill()
             other.join()
 
-    def _read_half(self, sender: Connection, wanted: Wanted, split: tuple[int, int]) -> None:
+    def _read_half(
+        self, sender: Connection, fd: int, wanted: Wanted, split: tuple[int, int], parent: int
+    ) -> None:
         """In the forked process: read from byte `split[0]` on, send back what was found."""
-        _die_with_parent()
+        _die_with(parent)
         cut, breaks = split
-        try:
-            with _part(self.path, 0, None, "utf-8-sig") as handle:
+        found: tuple[list[Mailbox], Snapshot] | None = None
+        with contextlib.suppress(Exception):  # whatever it was, the parent reads this half
+            with _part(fd, 0, None, "utf-8-sig") as handle:
                 header = _header(csv.reader([handle.readline()]), str(self.path))
             half = Snapshot(self.path, self.editions, self.default_locale)
-            with _part(self.path, cut, None, "utf-8") as handle:
-                found: tuple[list[Mailbox], Snapshot] | None = (
-                    list(half._scan_csv(handle, wanted, header, breaks)),
-                    half,
-                )
-        except Exception:  # whatever it was, the parent reads this half itself and meets it
-            found = None
+            with _part(fd, cut, None, "utf-8") as handle:
+                found = (list(half._scan_csv(handle, wanted, header, breaks)), half)
         sender.send(found)
         sender.close()
 
@@ -287,11 +291,14 @@ class Snapshot:
             )
             error = RowError(str(self.path), line, "mailbox_id", reason, mailbox_id)
             if not rejected:
-                self._reject(error)
+                self.rejected += 1
+                self.rejected_ids.add(mailbox_id)
+                self.errors.append(error)  # kept or not below, by its line like the others
                 continue
             # the row's own defect was reported; that it repeats an id says more
             self.errors = [error if e.line == line else e for e in self.errors]
-        self.errors.sort(key=lambda error: error.line)
+        # The first KEPT_ERRORS by line: every error left out earlier is below all of these.
+        self.errors = sorted(self.errors, key=lambda error: error.line)[:KEPT_ERRORS]
 
     def _claim(self, ids: list[str], first: int, rejected: bool = False) -> None:
         """Note the ids of rows `first`, `first + 1`, ... for the duplicate check."""
@@ -316,11 +323,10 @@ class Snapshot:
         fast = FastRows(header, self.editions)
         while block := handle.read(BLOCK):
             if not block.endswith("\n"):
-                block += readline()
-                if not block.endswith("\n"):
-                    block += "\n"
-            rows = [] if '"' in block else fast.block.findall(block)
-            if len(rows) == block.count("\n"):
+                block += readline()  # the end of its last line (none at the end of the file)
+            whole = block.endswith("\n") and '"' not in block
+            rows = fast.block.findall(block) if whole else []
+            if whole and len(rows) == block.count("\n"):
                 yield from self._valid(rows, number + 1, fast, header, wanted)
                 number += len(rows)
             else:
@@ -477,7 +483,7 @@ def _repeats(hashes: array[int]) -> frozenset[int]:
     return frozenset(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
 
 
-def _split_point(path: Path) -> tuple[int, int] | None:
+def _split_point(fd: int) -> tuple[int, int] | None:
     """Where a second process can start reading a big CSV snapshot, and the line breaks before:
     just after a line end a little past the middle (that process also sends its rows back).
 
@@ -485,60 +491,72 @@ def _split_point(path: Path) -> tuple[int, int] | None:
     quoted field may hold line breaks, so a line end need not end a record) or a CR that is
     not part of a CR LF (counted apart; not worth it for such rare files).
     """
-    size = path.stat().st_size
-    if len(os.sched_getaffinity(0)) < 2 or size < PARALLEL_FROM:
+    size = os.fstat(fd).st_size
+    if size < PARALLEL_FROM or len(_cpus()) < 2:
         return None
     target = size * 4 // 7
     position = feeds = returns = pairs = 0
     after_return = False
-    with path.open("rb", buffering=0) as raw:
-        while chunk := raw.read(1 << 20):
-            cut = chunk.find(b"\n", max(0, target - position))
-            if cut != -1:
-                chunk = chunk[: cut + 1]
-            if b'"' in chunk:
-                return None
-            pairs += chunk.count(b"\r\n") + (after_return and chunk.startswith(b"\n"))
-            returns += chunk.count(b"\r")
-            feeds += chunk.count(b"\n")
-            after_return = chunk.endswith(b"\r")
-            position += len(chunk)
-            if cut != -1:
-                return (position, feeds) if returns == pairs and position < size else None
+    while chunk := os.pread(fd, 1 << 20, position):
+        cut = chunk.find(b"\n", max(0, target - position))
+        if cut != -1:
+            chunk = chunk[: cut + 1]
+        if b'"' in chunk:
+            return None
+        pairs += chunk.count(b"\r\n") + (after_return and chunk.startswith(b"\n"))
+        returns += chunk.count(b"\r")
+        feeds += chunk.count(b"\n")
+        after_return = chunk.endswith(b"\r")
+        position += len(chunk)
+        if cut != -1:
+            return (position, feeds) if returns == pairs and position < size else None
     return None
 
 
-def _die_with_parent() -> None:
-    """A killed run must not leave this process holding the run lock it inherited (Linux)."""
+def _cpus() -> set[int]:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return set(affinity(0)) if affinity else set(range(os.cpu_count() or 1))
+
+
+def _die_with(parent: int) -> None:
+    """In the fork: a killed run must not leave this process holding the run lock it inherited
+    (Linux), nor may the daemon's signal handlers run here."""
+    for number, action in (
+        (signal.SIGTERM, signal.SIG_DFL),
+        (signal.SIGINT, signal.SIG_DFL),
+        (signal.SIGHUP, signal.SIG_IGN),
+        (signal.SIGUSR1, signal.SIG_IGN),
+    ):
+        signal.signal(number, action)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(0)
 
 
 class _Range(io.RawIOBase):
-    """Bytes `start` to `end` (None: the end of the file) of a file, as a file of their own."""
+    """Bytes `start` to `end` (None: the end) of an open file, read with pread: the file's own
+    position is left alone, and a forked process can read the same file too."""
 
-    def __init__(self, path: Path, start: int, end: int | None) -> None:
+    def __init__(self, fd: int, start: int, end: int | None) -> None:
         super().__init__()
-        self._file = path.open("rb")
-        self._file.seek(start)
-        self._left = (path.stat().st_size if end is None else end) - start
+        self._fd = fd
+        self._position = start
+        self._end = os.fstat(fd).st_size if end is None else end
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        count = self._file.readinto(memoryview(buffer)[: self._left])
-        self._left -= count
-        return count
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
+        data = os.pread(self._fd, min(len(buffer), self._end - self._position), self._position)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
 
 
-def _part(path: Path, start: int, end: int | None, encoding: str) -> IO[str]:
+def _part(fd: int, start: int, end: int | None, encoding: str) -> IO[str]:
     return io.TextIOWrapper(
-        io.BufferedReader(_Range(path, start, end)),
+        io.BufferedReader(_Range(fd, start, end)),
         encoding=encoding,
         errors="surrogateescape",
         newline="",
@@ -551,15 +569,20 @@ def _open(path: Path) -> IO[str]:
     Undecodable bytes are kept as surrogates so that one bad row is reported, not the whole file.
     """
     try:
-        with path.open("rb") as raw:
-            head = raw.read(4096)
+        raw = path.open("rb")
+        head = raw.read(4096)
+        raw.seek(0)
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from exc
+    problem = ""
     if not head.removeprefix(b"\xef\xbb\xbf").strip():
-        raise SnapshotError(f"{path}: empty file, not a snapshot")
-    if b"\0" in head:
-        raise SnapshotError(f"{path}: binary data, not a snapshot (expected CSV or JSON Lines)")
-    return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+        problem = "empty file, not a snapshot"
+    elif b"\0" in head:
+        problem = "binary data, not a snapshot (expected CSV or JSON Lines)"
+    if problem:
+        raw.close()
+        raise SnapshotError(f"{path}: {problem}")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def _header(reader: Any, path: str) -> list[str]:

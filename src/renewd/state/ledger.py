@@ -436,12 +436,11 @@ class Ledger:
             now = utcnow()
             shapes: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
             for action_id, state, values in changes:
-                shape = ("sending" if state == "sending" else "", *sorted(values))
-                shapes[shape].append(
-                    {**values, "state": state, "updated_at": now, "_id": action_id}
-                )
+                shape = (state if state in ATTEMPTS else "", *sorted(values))
+                row = {"state": STORED.get(state, state), "updated_at": now, "_id": action_id}
+                shapes[shape].append({**values, **row})
             for shape, rows in shapes.items():
-                conn.execute(_MARK_SENDING if shape[0] else _MARK, rows)
+                conn.execute(_MARKS[shape[0]], rows)
 
     def settle_order(
         self, action_id: int, order_id: int, state: str, reference: str, error: str
@@ -649,17 +648,24 @@ def _cancel(conn: Any, action_id: int, reason: str) -> None:
 
 
 def _mark(conn: Any, action_id: int, state: str, **values: Any) -> None:
-    if state == "sending":
-        values["attempts"] = actions.c.attempts + 1
+    if state in ATTEMPTS:
+        values["attempts"] = actions.c.attempts + ATTEMPTS[state]
     conn.execute(
         update(actions)
         .where(actions.c.id == action_id)
-        .values(state=state, updated_at=utcnow(), **values)
+        .values(state=STORED.get(state, state), updated_at=utcnow(), **values)
     )
 
 
+# Marks that count an attempt: "sending" takes one; "released" (a message claimed but never
+# sent, back to pending) gives it back.
+ATTEMPTS = {"sending": 1, "released": -1}
+STORED = {"released": "pending"}
 _MARK = update(actions).where(actions.c.id == bindparam("_id"))
-_MARK_SENDING = _MARK.values(attempts=actions.c.attempts + 1)
+_MARKS = {
+    "": _MARK,
+    **{state: _MARK.values(attempts=actions.c.attempts + step) for state, step in ATTEMPTS.items()},
+}
 
 
 RELEASE = {
