@@ -412,3 +412,15 @@ def test_an_older_schema_is_upgraded_in_place(project: Project) -> None:
         assert len(ledger.runs(5)) == 2  # the history survived
     finally:
         ledger.close()
+
+
+def test_an_alert_names_ten_held_steps_and_counts_the_rest(tmp_path: Path) -> None:
+    """A first snapshot with thousands of long-expired mailboxes must not make an alert (or a
+    run record) of megabytes."""
+    project = Project(tmp_path, extra="guards: {min_deletions: 100}\n")
+    project.snapshot(*(csv_row(f"mb-old-{n:02d}", days(-30)) for n in range(12)))
+    held = project.run(DAY)
+    assert held.returncode == 3
+    alert = next(line for line in held.stderr.splitlines() if "guard-held" in line)
+    assert alert.count("first sight") == 10 and "and 2 more held" in alert
+    assert "and 2 more held" in project.cli("runs").stdout

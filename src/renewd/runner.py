@@ -34,6 +34,7 @@ from renewd.state.lock import RunLock
 from renewd.templating import Renderer
 
 HELD_EXIT = 3
+HELD_SHOWN = 10  # held steps named in an alert or a run record
 
 
 @dataclass
@@ -133,15 +134,23 @@ def _run(
         rows_rejected=snapshot.rejected,
         counts=dict(report.outcomes),
         rejected=[str(e) for e in snapshot.errors],
-        message="; ".join(report.held),
+        message=held_summary(report),
     )
     return report
+
+
+def held_summary(report: RunReport) -> str:
+    """What was held, short enough for an alert or a run record: thousands of mailboxes seen
+    for the first time would otherwise make one line of megabytes (the ledger has them all)."""
+    shown = "; ".join(report.held[:HELD_SHOWN])
+    more = len(report.held) - HELD_SHOWN
+    return f"{shown}; and {more} more held (renewd history MAILBOX)" if more > 0 else shown
 
 
 def _alert_operators(config: Config, ledger: Ledger, report: RunReport) -> None:
     """Held deletions or deductions and stopped channels need a person, whoever started the run."""
     if report.held:
-        alert_once(config, ledger, report.day, "guard-held", "held back: " + "; ".join(report.held))
+        alert_once(config, ledger, report.day, "guard-held", "held back: " + held_summary(report))
     for channel, reason in report.stopped.items():
         alert_once(
             config, ledger, report.day, f"channel-stopped:{channel}", f"{channel} stopped: {reason}"
