@@ -367,8 +367,9 @@ class Ledger:
         decided: set[int] = set()
         now = utcnow()
         with self.engine.begin() as conn:
+            known = _known_actions(conn, {row["mailbox_id"] for g in groups for row in g.rows()})
             for group in groups:
-                fresh, ids = _write_step(conn, run_id, group, now)
+                fresh, ids = _write_step(conn, run_id, group, now, known)
                 written, decided = written + fresh, decided | ids
             held = conn.execute(
                 select(actions.c.id).where(actions.c.state == "held", actions.c.run_id != run_id)
@@ -376,16 +377,17 @@ class Ledger:
             for row in held:
                 if row.id not in decided:  # today's plan no longer asks for it: the data moved on
                     _cancel(conn, row.id, "held, then no longer decided on a later run")
-            for mailbox_id, cycle in sighted:
-                exists = conn.execute(
-                    select(sightings.c.first_seen).where(
-                        sightings.c.mailbox_id == mailbox_id, sightings.c.cycle == cycle
-                    )
-                ).first()
-                if exists is None:
-                    conn.execute(
-                        insert(sightings).values(mailbox_id=mailbox_id, cycle=cycle, first_seen=day)
-                    )
+            seen: set[tuple[str, date]] = set()
+            for chunk in _chunks({mailbox_id for mailbox_id, _ in sighted}):
+                query = select(sightings.c.mailbox_id, sightings.c.cycle)
+                seen.update(conn.execute(query.where(sightings.c.mailbox_id.in_(chunk))).tuples())
+            new = [
+                {"mailbox_id": mailbox_id, "cycle": cycle, "first_seen": day}
+                for mailbox_id, cycle in dict.fromkeys(sighted)
+                if (mailbox_id, cycle) not in seen
+            ]
+            if new:
+                conn.execute(insert(sightings), new)
         return written
 
     # -- the executor's queries -----------------------------------------------------------------
@@ -572,17 +574,40 @@ class PlannedStep:
     fallback: list[dict[str, Any]] = field(default_factory=list)
     order: dict[str, Any] | None = None
 
+    def rows(self) -> list[dict[str, Any]]:
+        return [*([self.lead] if self.lead else []), *self.dependents, *self.fallback]
 
-def _write_step(conn: Any, run_id: int, group: PlannedStep, now: str) -> tuple[int, set[int]]:
+
+# An outbox row's step: unique in the table (uq_action_step).
+STEP_KEY = ("mailbox_id", "rule", "cycle", "step", "kind", "channel")
+Known = dict[tuple[Any, ...], tuple[int, str]]  # a step's row: its id and state
+
+
+def _known_actions(conn: Any, mailbox_ids: set[str]) -> Known:
+    """The rows already written for these mailboxes, read in a few queries, not one per row."""
+    known: Known = {}
+    columns = [actions.c[name] for name in STEP_KEY]
+    for chunk in _chunks(mailbox_ids):
+        query = select(actions.c.id, actions.c.state, *columns).where(
+            actions.c.mailbox_id.in_(chunk)
+        )
+        for row in conn.execute(query):
+            known[tuple(row[2:])] = (row.id, row.state)
+    return known
+
+
+def _write_step(
+    conn: Any, run_id: int, group: PlannedStep, now: str, known: Known
+) -> tuple[int, set[int]]:
     """Write one step's rows; returns how many are new and the ids it decided."""
     written, ids = 0, set()
     lead_id, charge = None, False
     if group.lead is not None:
-        lead_id, fresh = _upsert_action(conn, run_id, group.lead, None, now)
+        lead_id, fresh = _upsert_action(conn, run_id, group.lead, None, now, known)
         written, ids = fresh, {lead_id}
         charge = bool(fresh) and group.order is not None and group.lead["state"] == "pending"
     for row in [*group.dependents, *group.fallback]:
-        row_id, fresh = _upsert_action(conn, run_id, row, lead_id, now)
+        row_id, fresh = _upsert_action(conn, run_id, row, lead_id, now, known)
         written, ids = written + fresh, ids | {row_id}
     if charge and lead_id is not None and group.order is not None:
         _insert_order(conn, group.order, lead_id, now)
@@ -590,26 +615,22 @@ def _write_step(conn: Any, run_id: int, group: PlannedStep, now: str) -> tuple[i
 
 
 def _upsert_action(
-    conn: Any, run_id: int, row: dict[str, Any], depends_on: int | None, now: str
+    conn: Any, run_id: int, row: dict[str, Any], depends_on: int | None, now: str, known: Known
 ) -> tuple[int, int]:
     """Insert a decided row; a row held earlier takes the new decision; anything else stays."""
-    key = and_(
-        actions.c.mailbox_id == row["mailbox_id"],
-        actions.c.rule == row["rule"],
-        actions.c.cycle == row["cycle"],
-        actions.c.step == row["step"],
-        actions.c.kind == row["kind"],
-        actions.c.channel == row["channel"],
-    )
-    existing = conn.execute(select(actions.c.id, actions.c.state).where(key)).first()
+    key = tuple(row[name] for name in STEP_KEY)
     values = {**row, "run_id": run_id, "updated_at": now, "depends_on": depends_on}
+    existing = known.get(key)
     if existing is None:
-        result = conn.execute(insert(actions).values(**values))
-        return _new_id(result), 1
-    if existing.state == "held":
-        conn.execute(update(actions).where(actions.c.id == existing.id).values(**values))
-        return int(existing.id), int(row["state"] != "held")
-    return int(existing.id), 0
+        row_id = _new_id(conn.execute(insert(actions), values))
+        known[key] = (row_id, row["state"])
+        return row_id, 1
+    row_id, state = existing
+    if state == "held":
+        conn.execute(update(actions).where(actions.c.id == row_id).values(**values))
+        known[key] = (row_id, row["state"])
+        return row_id, int(row["state"] != "held")
+    return row_id, 0
 
 
 def _insert_order(conn: Any, order: dict[str, Any], action_id: int, now: str) -> None:
