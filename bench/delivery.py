@@ -19,6 +19,8 @@ Email  (a) aiosmtplib alone: `connections` SMTP clients sharing one SSLContext, 
 SMS    (a) aiohttp alone, `sms-concurrency` connections, POSTing the form Twilio's client sends.
        (b) renewd's twilio sender with `rate: 0` (no spacing), the same concurrency, through the
            same outbox trick; the policy is the shipped one with the renewal reminder by SMS only.
+       (ref) the official twilio client alone on the same messages: what any sender built on it
+           can reach at best.
        rate: N more SMS with `rate: 20`: the send rate the sink saw (first to last arrival).
 """
 
@@ -259,6 +261,30 @@ async def sms_ceiling(
     return {"seconds": seconds, "cpu": cpu, "errors": errors}
 
 
+async def twilio_client_ceiling(
+    sink: Sink, messages: list[tuple[str, str]], concurrency: int
+) -> dict[str, Any]:
+    """The official twilio client alone, as renewd sets it up: a reference for SMS, not (a)."""
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+    from twilio.rest import Client
+
+    client = Client(ACCOUNT, TOKEN, http_client=AsyncTwilioHttpClient())
+    client.region = client.edge = None
+    client.api.base_url = sink.url
+    queue = deque(messages)
+
+    async def worker() -> None:
+        while queue:
+            to, body = queue.popleft()
+            await client.messages.create_async(to=to, body=body, from_=FROM_SMS)
+
+    start, start_cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    await client.http_client.close()
+    return {"seconds": seconds, "cpu": cpu, "count": len(messages)}
+
+
 # -- the experiments --------------------------------------------------------------------------
 
 
@@ -341,9 +367,12 @@ def sms_bench(work: Path, n: int, concurrency: int, profile: Path | None) -> dic
         config = sms_project(work, "sms", n, sink, 0, concurrency)
         plan_only(config)
         messages = list(rendered(config, "sms"))
-        return measure(
+        client = asyncio.run(twilio_client_ceiling(sink, messages, concurrency))
+        sink.reset()
+        result = measure(
             config, "sms", sink, lambda: sms_ceiling(sink, messages, concurrency), profile
         )
+        return {**result, "client": client}
 
 
 def rate_bench(work: Path, n: int, rate: float, concurrency: int) -> dict[str, Any]:
@@ -426,6 +455,18 @@ def report_channel(title: str, result: dict[str, Any], n: int) -> None:
     rows.append(
         ("(a) bare client", str(ceiling["count"]), f"{ceiling['seconds']:.2f}", f"{a:.0f}", "100%")
     )
+    if "client" in result:  # what the official client alone reaches: a floor for renewd's cost
+        client = result["client"]
+        c = rate(client["count"], client["seconds"])
+        rows.append(
+            (
+                "(ref) official twilio client alone",
+                str(client["count"]),
+                f"{client['seconds']:.2f}",
+                f"{c:.0f}",
+                f"{c / a:.0%}" if a else "-",
+            )
+        )
     for label, count, seconds in (
         ("(b) renewd, delivery only (Executor.run)", seen["count"], deliver),
         ("(b) renewd, whole run_day (+ plan, checks)", seen["count"], whole),
@@ -439,6 +480,8 @@ def report_channel(title: str, result: dict[str, Any], n: int) -> None:
     connect = ceiling.get("connect")
     extra = f", connect {connect * 1000:.0f} ms (not timed)" if connect is not None else ""
     print(f"  (a) errors {ceiling['errors']}{extra}; client CPU {ceiling['cpu']:.2f}s")
+    if "client" in result:
+        print(f"  (ref) twilio client CPU {result['client']['cpu']:.2f}s")
     print(
         f"  (b) outbox before {result['pending']} pending, after {result['after']}; "
         f"outcomes {run['outcomes']}"
