@@ -12,13 +12,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from peers.smtp import PASSWORD, SmtpPeer
 from peers.twilio import ACCOUNT, OK, TOKEN, TwilioPeer
 from renewd.cli import load
 from renewd.execute import Marks
 from renewd.runner import run_day
-from renewd.senders.base import Outbound, SendWindow, email_message
+from renewd.senders.base import Outbound, Result, SendWindow, Status, email_message
+from renewd.senders.smtp import SmtpSender
 from renewd.state.ledger import Ledger
 
 from support import Project, csv_row
@@ -380,3 +382,25 @@ def test_a_stopped_ledger_writer_releases_the_slots_waiting_for_it() -> None:
             await marks.wait(queued)
 
     asyncio.run(scenario())
+
+
+def test_a_subject_the_email_package_cannot_write_fails_that_message_only(
+    tmp_path: Path, smtp: SmtpPeer
+) -> None:
+    """A header with a control character that hides another header is this message's failure:
+    not retried eight times, and the connection goes on to the next message."""
+    settings = yaml.safe_load(smtp.settings())
+    sender = SmtpSender(settings, tmp_path, "email")
+    hidden = Outbound("k1", "email", "a@example.com", "en", "Hello\x0bXx: y", "text")
+    fine = Outbound("k2", "email", "b@example.com", "en", "Hello", "text")
+
+    async def both() -> list[Result]:
+        try:
+            return [await sender.send(hidden), await sender.send(fine)]
+        finally:
+            await sender.close()
+
+    refused, sent = asyncio.run(both())
+    assert refused.status is Status.FAILED and "cannot write the message" in refused.error
+    assert sent.status is Status.SENT
+    assert [str(m["To"]) for m in smtp.handler.messages] == ["b@example.com"]

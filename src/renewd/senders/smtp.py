@@ -13,6 +13,7 @@ import asyncio
 import socket
 import ssl
 import time
+from email.errors import MessageError
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,8 @@ class SmtpSender:
             email = self._flattener.flat(message) or email_message(
                 message, self.sender, self.reply_to
             )
-        except ValueError as exc:
-            return Result(Status.FAILED, error=str(exc))
+        except (ValueError, MessageError) as exc:  # a header that cannot be written as it is
+            return Result(Status.FAILED, error=f"cannot write the message: {exc}")
         deadline = time.monotonic() + self.max_retry_seconds
         result = await self._once(email)
         for attempt in range(1, self.attempts):
@@ -123,31 +124,37 @@ class SmtpSender:
                 refused, _ = await _send_flat(client, email)
             else:
                 refused, _ = await client.send_message(email)
-        except SMTPAuthenticationError as exc:
-            client.close()
-            return Result(Status.STOP, error=f"authentication failed: {exc.code} {exc.message}")
-        except ssl.SSLError as exc:
-            client.close()
-            return Result(Status.STOP, error=f"TLS failed: {exc}")
-        except SMTPRecipientsRefused as exc:
-            self._keep(client)
-            refusal = exc.recipients[0]
-            return _by_code(refusal.code, refusal.message)
-        except SMTPResponseException as exc:
-            self._keep(client)
-            return _by_code(exc.code, exc.message)
-        except (SMTPServerDisconnected, SMTPTimeoutError, SMTPConnectError, OSError) as exc:
-            client.close()
-            return Result(Status.RETRY, error=f"{type(exc).__name__}: {exc}")
-        except SMTPException as exc:  # e.g. the server offers no STARTTLS: a setup problem
-            client.close()
-            return Result(Status.STOP, error=str(exc))
+        except (MessageError, SMTPException, OSError) as exc:
+            return self._failed(client, exc)
         self._keep(client)
         if refused:  # one recipient per message: any refusal is this message's
             code, text = next(iter(refused.values()))
             return _by_code(code, text)
         message_id = email.message_id if isinstance(email, Flat) else str(email["Message-ID"])
         return Result(Status.SENT, provider_id=message_id)
+
+    def _failed(self, client: SMTP, exc: Exception) -> Result:
+        """What an error means for this message, for the channel, and for the connection."""
+        if isinstance(exc, MessageError):  # flattening, before any command: a header it refuses
+            self._keep(client)
+            return Result(Status.FAILED, error=f"cannot write the message: {exc}")
+        if isinstance(exc, SMTPAuthenticationError):
+            client.close()
+            return Result(Status.STOP, error=f"authentication failed: {exc.code} {exc.message}")
+        if isinstance(exc, ssl.SSLError):
+            client.close()
+            return Result(Status.STOP, error=f"TLS failed: {exc}")
+        if isinstance(exc, SMTPRecipientsRefused):
+            self._keep(client)
+            refusal = exc.recipients[0]
+            return _by_code(refusal.code, refusal.message)
+        if isinstance(exc, SMTPResponseException):
+            self._keep(client)
+            return _by_code(exc.code, exc.message)
+        client.close()
+        if isinstance(exc, SMTPServerDisconnected | SMTPTimeoutError | SMTPConnectError | OSError):
+            return Result(Status.RETRY, error=f"{type(exc).__name__}: {exc}")
+        return Result(Status.STOP, error=str(exc))  # e.g. no STARTTLS offered: a setup problem
 
     def _keep(self, client: SMTP) -> None:
         if client.is_connected:
