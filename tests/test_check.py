@@ -120,6 +120,13 @@ BROKEN = [
         ],
     ),
     (
+        "an edition name a snapshot field could not hold as it is",
+        'timezone: Asia/Shanghai\neditions: {free: [free], paid: ["gold,plus"]}\n',
+        [
+            "rules/lifecycle.yaml:2: editions.paid: 'gold,plus' is not a name (letters, digits, - _ .)"
+        ],
+    ),
+    (
         "bad timezone",
         "timezone: Mars/Olympus\neditions: {free: [free], paid: [standard]}\n",
         [

@@ -20,6 +20,7 @@ from renewd.policy.model import Draft, Policy, Rule
 from renewd.yamlsrc import LocatedList, LocatedMap, Reader, load_yaml, suggest
 
 TOP_KEYS = ("timezone", "editions", "lifecycle", "rules")
+EDITION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 RULE_KEYS = ("id", "description", "when", "then", "group", "priority")
 THEN_KEYS = ("notify", "template", "deduct", "delete")
 OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between")
@@ -128,6 +129,11 @@ def _editions(r: Reader, value: Any, line: int) -> tuple[frozenset[str], frozens
         items = node.get(key)
         if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
             r.problem(node.lines.get(key, node.line), f"editions.{key} must be a list of names")
+            return None
+        odd = [i for i in items if not EDITION.fullmatch(i)]
+        if odd:  # a snapshot field holds the name as it is: no comma, quote or space in it
+            where = node.lines.get(key, node.line)
+            r.problem(where, f"editions.{key}: {odd[0]!r} is not a name (letters, digits, - _ .)")
             return None
         names[key] = frozenset(items)
     both = names["paid"] & names["free"]
