@@ -87,13 +87,15 @@ class Project:
         sms: str = "{backend: file, path: out/sms.jsonl, window: 00:00-24:00}",
         snapshot: str = "snapshot.csv",
         rules: Path = ROOT / "rules",
+        ledger: str = "",
     ) -> None:
         self.root = root
         self.snapshot_name = snapshot
+        self.ledger_url = ledger or f"sqlite:///{root / 'state' / 'ledger.sqlite3'}"
         (root / "config.yaml").write_text(
             f"rules: {rules}\n"
             f"snapshot: {snapshot}\n"
-            "ledger: state/ledger.sqlite3\n"
+            f"ledger: {ledger or 'state/ledger.sqlite3'}\n"
             f"billing: {billing}\n"
             f"senders:\n  email: {email}\n  sms: {sms}\n" + extra,
             encoding="utf-8",
@@ -140,7 +142,7 @@ class Project:
         )
 
     def ledger(self) -> Ledger:
-        return Ledger(f"sqlite:///{self.root / 'state' / 'ledger.sqlite3'}")
+        return Ledger(self.ledger_url)
 
     def orders(self) -> list[dict[str, Any]]:
         ledger = self.ledger()

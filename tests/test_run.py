@@ -25,9 +25,12 @@ def days(n: int) -> date:
     return DAY + timedelta(days=n)
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
+    """Every run test on both ledgers: SQLite, the default, and PostgreSQL, for large operators."""
+    if request.param == "sqlite":
+        return Project(tmp_path)
+    return Project(tmp_path, ledger=request.getfixturevalue("postgres").database())
 
 
 def http_project(tmp_path: Path, peer: BackendPeer, timeout: float = 5.0) -> Project:
@@ -104,7 +107,8 @@ def test_run_jsonl_reports_each_actions_outcome(project: Project) -> None:
     )
 
 
-def test_dry_run_after_a_run_shows_only_what_is_left(project: Project) -> None:
+def test_dry_run_after_a_run_shows_only_what_is_left(tmp_path: Path) -> None:
+    project = Project(tmp_path)  # the SQLite file itself is what this test is about
     project.snapshot(csv_row("mb-1", days(30)))
     assert project.run(DAY).returncode == 0
     ledger_file = project.root / "state" / "ledger.sqlite3"
@@ -117,7 +121,8 @@ def test_dry_run_after_a_run_shows_only_what_is_left(project: Project) -> None:
     ) == before
 
 
-def test_ledger_is_created_owner_only(project: Project) -> None:
+def test_ledger_is_created_owner_only(tmp_path: Path) -> None:
+    project = Project(tmp_path)  # the SQLite file itself is what this test is about
     project.snapshot(csv_row("mb-1", days(30)))
     assert project.run(DAY).returncode == 0
     mode = stat.S_IMODE((project.root / "state" / "ledger.sqlite3").stat().st_mode)
