@@ -18,7 +18,6 @@ import re
 import signal
 import sys
 import time
-from array import array
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -27,8 +26,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+from renewd.claims import Claims
 from renewd.errors import SnapshotError
 from renewd.model import Mailbox, RowError
+from renewd.spill import Place, Spill
 from renewd.yamlsrc import suggest
 
 REQUIRED = (
@@ -52,6 +53,9 @@ OPTIONAL = (
 )
 COLUMNS = REQUIRED + OPTIONAL
 KEPT_ERRORS = 1000
+SENT = 1024  # rows per pickle the other process writes back
+# What the other process of a split read sends back: where its rows and hashes are, its counts.
+Half = tuple[list[Place], list[list[Place]], "Snapshot"]
 MAX_RECORD = 1 << 20  # characters; a longer record is rejected whole, never read in parts
 csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD))
 
@@ -177,7 +181,7 @@ class Snapshot:
         # The duplicate check keeps 8 bytes per row, not the ids: hashes that repeat are
         # confirmed by a second pass, which looks only for them (`_census`) and notes where they
         # are (`_found`: line, id, rejected for another reason).
-        self._claims = array("q")
+        self._claims = Claims()
         self._census: frozenset[int] | None = None
         self._found: list[tuple[int, str, bool]] = []
 
@@ -194,7 +198,8 @@ class Snapshot:
         """
         with _open(self.path) as handle:
             yield from self._rows(handle, wanted or Wanted())
-            repeated = _repeats(self._claims)
+            repeated = self._claims.repeats()
+            self._claims.close()
             if repeated:
                 handle.seek(0)
                 self._settle(handle, repeated)
@@ -223,23 +228,26 @@ class Snapshot:
         for stream in (sys.stdout, sys.stderr):  # else the copy in the fork flushes them again
             stream.flush()
         receiver, sender = multiprocessing.Pipe(duplex=False)
+        returned = Spill()  # the other process's rows, written by it, read here
         other = multiprocessing.get_context("fork").Process(
-            target=self._read_half, args=(sender, fd, wanted, split, os.getpid()), daemon=True
+            target=self._read_half,
+            args=(sender, fd, wanted, split, os.getpid(), returned),
+            daemon=True,
         )
         started = time.monotonic()
         other.start()
         sender.close()
+        half: Half | None = None
         try:
             with _part(fd, 0, cut, "utf-8-sig") as handle:
                 header = _header(csv.reader([handle.readline()]), str(self.path))
                 last = yield from self._scan_csv(handle, wanted, header)
             patience = 5 + 2 * (time.monotonic() - started)
-            half = None
             with contextlib.suppress(EOFError, OSError):
                 if last == breaks and receiver.poll(patience):
                     half = receiver.recv()
             if half is not None:
-                yield from self._merge(half)
+                yield from self._merge(half, returned)
                 return
             with _part(fd, cut, None, "utf-8") as handle:
                 yield from self._scan_csv(handle, wanted, header, last)
@@ -247,32 +255,47 @@ class Snapshot:
             receiver.close()
             other.kill()
             other.join()
+            if half is None:
+                returned.close()
 
     def _read_half(
-        self, sender: Connection, fd: int, wanted: Wanted, split: tuple[int, int], parent: int
+        self,
+        sender: Connection,
+        fd: int,
+        wanted: Wanted,
+        split: tuple[int, int],
+        parent: int,
+        returned: Spill,
     ) -> None:
-        """In the forked process: read from byte `split[0]` on, send back what was found."""
+        """In the forked process: read from byte `split[0]` on; the rows found and the duplicate
+        check's hashes go to `returned`, and where they are goes back with the counts."""
         _die_with(parent)
         cut, breaks = split
-        found: tuple[list[Mailbox], Snapshot] | None = None
+        found: Half | None = None
         with contextlib.suppress(Exception):  # whatever it was, the parent reads this half
             with _part(fd, 0, None, "utf-8-sig") as handle:
                 header = _header(csv.reader([handle.readline()]), str(self.path))
             half = Snapshot(self.path, self.editions, self.default_locale)
+            half._claims = Claims(returned)
             with _part(fd, cut, None, "utf-8") as handle:
-                found = (list(half._scan_csv(handle, wanted, header, breaks)), half)
+                rows = half._scan_csv(handle, wanted, header, breaks)
+                places = [returned.put(chunk) for chunk in _batched(rows, SENT)]
+            claimed = half._claims.write(returned)
+            half._claims = Claims()
+            found = (places, claimed, half)
         sender.send(found)
         sender.close()
 
-    def _merge(self, half: tuple[list[Mailbox], Snapshot]) -> Iterator[Mailbox]:
-        mailboxes, other = half
+    def _merge(self, half: Half, returned: Spill) -> Iterator[Mailbox]:
+        places, claimed, other = half
         self.rows_read += other.rows_read
         self.rejected += other.rejected
         self.expired += other.expired
         self.errors += other.errors[: KEPT_ERRORS - len(self.errors)]
         self.rejected_ids |= other.rejected_ids
-        self._claims += other._claims
-        yield from mailboxes
+        self._claims.adopt(claimed, returned)
+        for place in places:
+            yield from returned.get(place)
 
     def _settle(self, handle: IO[str], repeated: frozenset[int]) -> None:
         """The second pass, taken only when some hash repeats: which rows repeat which id."""
@@ -475,12 +498,15 @@ class Snapshot:
             self.errors.append(error)
 
 
-def _repeats(hashes: array[int]) -> frozenset[int]:
-    """The hashes that occur more than once, sorted in place of a set of every id."""
-    import numpy as np
-
-    ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
-    return frozenset(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+def _batched(rows: Iterable[Mailbox], size: int) -> Iterator[list[Mailbox]]:
+    batch: list[Mailbox] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _split_point(fd: int) -> tuple[int, int] | None:
