@@ -207,7 +207,9 @@ class Daemon:
         day = report.day
         self.metrics.runs.labels(status=report.status).inc()
         self.metrics.duration.observe(seconds)
-        for decision in report.result.plan.actions:
+        for decision in report.result.plan.decisions:
+            if decision.superseded_by:
+                continue
             self.metrics.actions.labels(rule=decision.rule, kind=decision.kind.value).inc()
         for key, count in report.outcomes.items():
             kind, _, rest = key.partition(":")

@@ -2,37 +2,151 @@
 
 Both go through `plan_day`; the only difference is what happens to the plan afterwards. With a
 ledger, the plan takes account of what earlier runs did (steps done, renewals paid, the days
-since the last complete run); without one, every step is new. Nothing here writes anything.
+since the last complete run); without one, every step is new. Nothing here writes anything
+but, on a big day, its own temporary file.
 """
 
 from __future__ import annotations
 
+import heapq
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from renewd.config import Config
 from renewd.evaluate import DayPlan, Evaluator, Window
 from renewd.history import History, MemoryHistory
-from renewd.model import Anchor, Mailbox
+from renewd.model import Anchor, Decision, Kind, Mailbox
 from renewd.policy.model import Policy
 from renewd.snapshot import Snapshot, Wanted
+from renewd.spill import Place, Spill
 
 if TYPE_CHECKING:
     from renewd.state.ledger import Ledger
 
+# Mailboxes near a step held in memory at once; a bigger day is planned in parts of whole
+# accounts of about this size, kept on disk. The buckets group accounts for those parts.
+PART_SIZE = 1024
+BUCKETS = 256
+CHUNK = 32  # decisions read back at a time, per part, to print the plan in order
+
+Ordered = tuple[tuple[date, str], Decision]
+
+
+@dataclass
+class Part:
+    """Whole accounts planned together: their mailboxes, what the ledger knows, the decisions."""
+
+    mailboxes: dict[str, Mailbox]
+    history: History
+    decisions: list[Decision]
+
 
 @dataclass
 class DayResult:
-    plan: DayPlan
+    """The day's plan, in parts. A small day is one part in memory; a big one is read back from
+    disk part by part (`parts`), and its decisions in order (`plan`), a few at a time."""
+
+    day: date
     evaluator: Evaluator
     snapshot: Snapshot
     window: Window
-    history: History
     taken_at: datetime
-    mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     watched: dict[str, Mailbox] = field(default_factory=dict)
+    deletions: int = 0  # deletions the plan would take, for the mass-deletion guard
+    _kept: list[Part] = field(default_factory=list)
+    _spill: Spill | None = None
+    _stored: list[tuple[Place, list[Place]]] = field(default_factory=list)
+
+    def add(self, part: Part) -> None:
+        self.deletions += sum(
+            1 for d in part.decisions if d.kind is Kind.DELETE and not d.superseded_by
+        )
+        if self._spill is None:
+            self._kept.append(part)
+            return
+        ordered = _ordered(part)
+        chunks = [
+            self._spill.put(ordered[start : start + CHUNK])
+            for start in range(0, len(ordered), CHUNK)
+        ]
+        self._stored.append((self._spill.put((part.mailboxes, part.history)), chunks))
+
+    def parts(self) -> Iterator[Part]:
+        yield from self._kept
+        spill = self._spill
+        for head, chunks in self._stored:
+            assert spill is not None  # noqa: S101 - stored parts are in the spill
+            mailboxes, history = spill.get(head)
+            decisions = [d for chunk in chunks for _, d in spill.get(chunk)]
+            yield Part(mailboxes, history, decisions)
+
+    @property
+    def plan(self) -> DayPlan:
+        return DayPlan(self.day, _Merged(self))
+
+    def _streams(self) -> list[Iterator[Ordered]]:
+        streams = [iter(_ordered(part)) for part in self._kept]
+        spill = self._spill
+        if spill is not None:
+            streams += [_read(spill, chunks) for _, chunks in self._stored]
+        return streams
+
+
+class _Merged:
+    """The decisions of every part in the plan's order (expiry, then mailbox): each part is in
+    that order already, so they are merged, not sorted."""
+
+    def __init__(self, result: DayResult) -> None:
+        self._result = result
+
+    def __iter__(self) -> Iterator[Decision]:
+        streams = self._result._streams()
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=itemgetter(0))
+        return (decision for _, decision in merged)
+
+
+class Candidates:
+    """The mailboxes some rule can reach, by account; beyond `limit` they wait on disk."""
+
+    def __init__(self) -> None:
+        self.limit = PART_SIZE
+        self._held: list[list[Mailbox]] = [[] for _ in range(BUCKETS)]
+        self._count = 0
+        self.spill: Spill | None = None
+        self._spilled: list[list[Place]] = [[] for _ in range(BUCKETS)]
+
+    def add(self, mailbox: Mailbox) -> None:
+        self._held[zlib.crc32(mailbox.account_id.encode()) % BUCKETS].append(mailbox)
+        self._count += 1
+        if self._count >= self.limit:
+            self._write()
+
+    def groups(self, excluded: set[str]) -> Iterator[list[Mailbox]]:
+        """Whole accounts, about `limit` mailboxes at a time (all at once if none went to disk)."""
+        group: list[Mailbox] = []
+        for bucket, held in enumerate(self._held):
+            for ref in self._spilled[bucket]:
+                assert self.spill is not None  # noqa: S101 - refs exist only once spilled
+                group += self.spill.get(ref)
+            group += held
+            if self.spill is not None and len(group) >= self.limit:
+                yield [m for m in group if m.mailbox_id not in excluded]
+                group = []
+        if group or self.spill is None:
+            yield [m for m in group if m.mailbox_id not in excluded]
+
+    def _write(self) -> None:
+        self.spill = self.spill or Spill()
+        for bucket, held in enumerate(self._held):
+            if held:
+                self._spilled[bucket].append(self.spill.put(held))
+                self._held[bucket] = []
+        self._count = 0
 
 
 def taken_at(path: Path) -> datetime:
@@ -44,12 +158,17 @@ def taken_at(path: Path) -> datetime:
 
 
 def plan_day(
-    config: Config, policy: Policy, snapshot_path: Path, day: date, ledger: Ledger | None = None
+    config: Config,
+    policy: Policy,
+    snapshot_path: Path,
+    day: date,
+    ledger: Ledger | None = None,
 ) -> DayResult:
     """Stream the snapshot, keep only the mailboxes some rule can reach, and plan the day.
 
-    Only those candidates are held in memory, so a snapshot of millions of rows costs the memory
-    of the few thousand near a step. A mailbox whose id appears twice gets no action.
+    Only those candidates are kept, and beyond `PART_SIZE` they are kept on disk and planned in
+    parts of whole accounts, so memory stays flat whatever the snapshot's size. A mailbox whose
+    id appears twice gets no action.
     """
     evaluator = Evaluator(policy)
     since = ledger.catch_up_since() if ledger else None
@@ -59,7 +178,7 @@ def plan_day(
     moment = taken_at(snapshot_path)
     watched = ledger.watched(moment) if ledger else set()
     snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
-    candidates: dict[str, Mailbox] = {}
+    candidates = Candidates()
     current: dict[str, Mailbox] = {}
     due = {
         anchor: frozenset(day.isoformat() for day in days) for anchor, days in window.due.items()
@@ -69,13 +188,28 @@ def plan_day(
         if mailbox.mailbox_id in watched:
             current[mailbox.mailbox_id] = mailbox
         if window.may_match(mailbox):
-            candidates[mailbox.mailbox_id] = mailbox
-    for duplicate in snapshot.duplicates:
-        candidates.pop(duplicate, None)
-    history: History = MemoryHistory()
-    if ledger is not None:
-        accounts = {m.account_id for m in candidates.values()}
-        visible = {m.mailbox_id: m.expires_on for m in current.values()}
-        history = ledger.history(candidates.keys(), accounts, moment, visible)
-    plan = evaluator.plan(candidates.values(), window, history)
-    return DayResult(plan, evaluator, snapshot, window, history, moment, candidates, current)
+            candidates.add(mailbox)
+    result = DayResult(day, evaluator, snapshot, window, moment, current)
+    result._spill = candidates.spill and Spill()
+    visible = {m.mailbox_id: m.expires_on for m in current.values()}
+    for group in candidates.groups(snapshot.duplicates):
+        mailboxes = {m.mailbox_id: m for m in group}
+        history: History = MemoryHistory()
+        if ledger is not None:
+            accounts = {m.account_id for m in group}
+            history = ledger.history(mailboxes.keys(), accounts, moment, visible)
+        plan = evaluator.plan(group, window, history)
+        result.add(Part(mailboxes, history, list(plan.decisions)))
+    if candidates.spill is not None:
+        candidates.spill.close()
+    return result
+
+
+def _ordered(part: Part) -> list[Ordered]:
+    mailboxes = part.mailboxes
+    return [((mailboxes[d.mailbox_id].expires_on, d.mailbox_id), d) for d in part.decisions]
+
+
+def _read(spill: Spill, chunks: Iterable[Place]) -> Iterator[Ordered]:
+    for chunk in chunks:
+        yield from spill.get(chunk)

@@ -21,10 +21,14 @@ from renewd.policy.model import Policy, Rule
 
 @dataclass
 class DayPlan:
-    """One day's decisions by mailbox: those to take, and those a more specific rule superseded."""
+    """One day's decisions by mailbox: those to take, and those a more specific rule superseded.
+
+    `decisions` may be read from disk as it is iterated (a big day's plan): to go through it
+    once, iterate it; `actions` and `superseded` build lists.
+    """
 
     day: date
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: Iterable[Decision] = field(default_factory=list)
 
     @property
     def actions(self) -> list[Decision]:

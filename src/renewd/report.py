@@ -56,8 +56,9 @@ def json_line(record: dict[str, Any]) -> str:
 def write_jsonl(plans: Iterable[DayPlan], out: TextIO) -> None:
     """Only actions that would be taken; superseded ones are a table-mode explanation."""
     for plan in plans:
-        for decision in plan.actions:
-            out.write(json_line(decision_record(decision)))
+        for decision in plan.decisions:
+            if not decision.superseded_by:
+                out.write(json_line(decision_record(decision)))
 
 
 def step_label(decision: Decision) -> str:
@@ -112,10 +113,11 @@ def summary(plans: Iterable[DayPlan], snapshot: Snapshot) -> str:
     taken: Counter[tuple[str, str]] = Counter()
     superseded: Counter[str] = Counter()
     for plan in plans:
-        taken.update(
-            (d.rule, d.kind.value + (f":{d.channel}" if d.channel else "")) for d in plan.actions
-        )
-        superseded.update(d.rule for d in plan.superseded)
+        for d in plan.decisions:
+            if d.superseded_by:
+                superseded[d.rule] += 1
+            else:
+                taken[(d.rule, d.kind.value + (f":{d.channel}" if d.channel else ""))] += 1
     lines = [f"rows read: {snapshot.rows_read}, rejected: {snapshot.rejected}"]
     for (rule, action), count in sorted(taken.items()):
         lines.append(f"  {rule:<22} {action:<14} {count}")

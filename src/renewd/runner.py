@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from renewd.alerts import alert_once
 from renewd.config import Config
 from renewd.dates import add_months
-from renewd.dryrun import DayResult, plan_day, taken_at
+from renewd.dryrun import DayResult, Part, plan_day, taken_at
 from renewd.execute import Executor
 from renewd.faults import crash_point
 from renewd.guards import first_sight, mass_hold, open_row_verdict
@@ -111,10 +111,15 @@ def _run(
     try:
         result = plan_day(config, policy, snapshot_path, day, ledger)
         report = RunReport(run_id, day, "done", result)
-        steps = _steps(config, policy, result, ledger.last_rows_read(), allow_mass_deletion, report)
+        mass = "" if allow_mass_deletion else _mass(config, result, ledger.last_rows_read())
+        holds = _holds(result, mass)
+        report.held += (
+            [mass] if mass else [f"{key.mailbox_id}: {why}" for key, why in holds.items()]
+        )
         skip = _revalidate(
             config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
         )
+        steps = _steps(config, policy, result, mass, holds)
         report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
         crash_point("after-plan")
         report.outcomes = executor.run(skip)
@@ -221,54 +226,65 @@ def _identity(path: Path) -> SnapshotInfo:
     return SnapshotInfo(str(path), digest.hexdigest(), taken_at(path))
 
 
-def _sighted(result: DayResult) -> list[tuple[str, date]]:
+def _sighted(result: DayResult) -> Iterator[tuple[str, date]]:
     """Mailboxes seen expired and unrenewed today: the memory the deletion guard relies on."""
     today = result.window.today
-    return [
-        (m.mailbox_id, m.expires_on)
-        for m in result.mailboxes.values()
-        if m.expires_on <= today and not result.history.cycle(m.mailbox_id, m.expires_on).renewed
-    ]
+    for part in result.parts():
+        for m in part.mailboxes.values():
+            if m.expires_on <= today and not part.history.cycle(m.mailbox_id, m.expires_on).renewed:
+                yield m.mailbox_id, m.expires_on
+
+
+def _mass(config: Config, result: DayResult, last_rows: int | None) -> str:
+    snapshot = result.snapshot
+    return mass_hold(
+        result.deletions, snapshot.rows_read, last_rows, config.guards, snapshot.expired
+    )
+
+
+def _holds(result: DayResult, mass: str) -> dict[StepKey, str]:
+    """Deletions renewd has not seen expired on an earlier run, in the plan's order (none to name
+    under a mass hold, which holds them all)."""
+    if mass:
+        return {}
+    today = result.window.today
+    holds = {}
+    for part in result.parts():
+        for d in part.decisions:
+            if d.kind is Kind.DELETE and not d.superseded_by:
+                reason = first_sight(part.history.first_seen(d.mailbox_id, d.cycle), today)
+                if reason:
+                    holds[d.key] = reason
+    return dict(sorted(holds.items(), key=lambda hold: (hold[0].cycle, hold[0].mailbox_id)))
 
 
 def _steps(
-    config: Config,
-    policy: Policy,
-    result: DayResult,
-    last_rows: int | None,
-    allow_mass: bool,
-    report: RunReport,
-) -> list[PlannedStep]:
-    decisions = result.plan.decisions
-    deletions = sum(1 for d in decisions if d.kind is Kind.DELETE and not d.superseded_by)
-    mass = (
-        ""
-        if allow_mass
-        else mass_hold(
-            deletions, result.snapshot.rows_read, last_rows, config.guards, result.snapshot.expired
-        )
-    )
-    if mass:
-        report.held.append(mass)
-    groups: dict[StepKey, list[Decision]] = {}
-    for decision in decisions:
-        groups.setdefault(decision.key, []).append(decision)
-    return [
-        _step(config, policy, result, key, members, mass, report) for key, members in groups.items()
-    ]
+    config: Config, policy: Policy, result: DayResult, mass: str, holds: dict[StepKey, str]
+) -> Iterator[PlannedStep]:
+    """The plan as ledger steps, a part at a time."""
+    for part in result.parts():
+        groups: dict[StepKey, list[Decision]] = {}
+        taken: defaultdict[str, set[StepKey]] = defaultdict(set)
+        for decision in part.decisions:
+            groups.setdefault(decision.key, []).append(decision)
+            taken[decision.mailbox_id].add(decision.key)
+        for key, members in groups.items():
+            reason = mass or holds.get(key, "")
+            yield _step(config, policy, result, part, members, reason, taken[key.mailbox_id])
 
 
 def _step(
     config: Config,
     policy: Policy,
     result: DayResult,
-    key: StepKey,
+    part: Part,
     members: list[Decision],
-    mass: str,
-    report: RunReport,
+    reason: str,
+    taken: set[StepKey],
 ) -> PlannedStep:
     """One rule's step for one mailbox as ledger rows: the lead effect, messages, fallback."""
-    mailbox = result.mailboxes[key.mailbox_id]
+    key = members[0].key
+    mailbox = part.mailboxes[key.mailbox_id]
     if members[0].superseded_by:
         return PlannedStep(None, [_row(d, "superseded") for d in members])
     lead = next((d for d in members if d.kind is not Kind.NOTIFY), None)
@@ -279,20 +295,12 @@ def _step(
     ]
     if lead is None:
         return PlannedStep(None, rows)
-    reason = mass
-    if lead.kind is Kind.DELETE and not reason:
-        reason = first_sight(
-            result.history.first_seen(key.mailbox_id, key.cycle), result.window.today
-        )
-        if reason:
-            report.held.append(f"{key.mailbox_id}: {reason}")
     step = PlannedStep(_row(lead, "held" if reason else "pending", error=reason), rows)
     if lead.kind is Kind.DEDUCT and not reason:
         step.order = {**_order(key, mailbox, lead), "backend": config.billing["backend"]}
-        taken = {d.key for d in result.plan.decisions if d.mailbox_id == key.mailbox_id}
         step.fallback = [
             _row(d, "standby", _payload(config, policy, mailbox, d))
-            for d in result.evaluator.declined(mailbox, result.window, result.history)
+            for d in result.evaluator.declined(mailbox, result.window, part.history)
             if d.key not in taken and not d.superseded_by and d.kind is Kind.NOTIFY
         ]
     return step

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Engine,
@@ -48,6 +48,7 @@ from renewd.state.schema import (
 )
 
 BATCH = 500
+T = TypeVar("T")
 LIVE_ORDER = ("pending", "charged")
 OPEN_ACTION = ("pending", "sending")
 
@@ -353,41 +354,32 @@ class Ledger:
     def record_plan(
         self,
         run_id: int,
-        groups: Sequence[PlannedStep],
-        sighted: Sequence[tuple[str, date]],
+        steps: Iterable[PlannedStep],
+        sighted: Iterable[tuple[str, date]],
         day: date,
     ) -> int:
         """Write a run's decisions in one transaction, before any effect; returns rows written.
 
         Each step's rows go in together: the deduct or delete first, then the rows that depend on
         its outcome (the success message waits; the failure path stands by). A step held on an
-        earlier run is decided again here and its rows take the new state.
+        earlier run is decided again here and its rows take the new state. Steps and sightings
+        are read as they come, a batch at a time: a big day's plan is never all in memory.
         """
         written = 0
-        decided: set[int] = set()
         now = utcnow()
         with self.engine.begin() as conn:
-            known = _known_actions(conn, {row["mailbox_id"] for g in groups for row in g.rows()})
-            for group in groups:
-                fresh, ids = _write_step(conn, run_id, group, now, known)
-                written, decided = written + fresh, decided | ids
-            held = conn.execute(
-                select(actions.c.id).where(actions.c.state == "held", actions.c.run_id != run_id)
-            )
-            for row in held:
-                if row.id not in decided:  # today's plan no longer asks for it: the data moved on
-                    _cancel(conn, row.id, "held, then no longer decided on a later run")
-            seen: set[tuple[str, date]] = set()
-            for chunk in _chunks({mailbox_id for mailbox_id, _ in sighted}):
-                query = select(sightings.c.mailbox_id, sightings.c.cycle)
-                seen.update(conn.execute(query.where(sightings.c.mailbox_id.in_(chunk))).tuples())
-            new = [
-                {"mailbox_id": mailbox_id, "cycle": cycle, "first_seen": day}
-                for mailbox_id, cycle in dict.fromkeys(sighted)
-                if (mailbox_id, cycle) not in seen
-            ]
-            if new:
-                conn.execute(insert(sightings), new)
+            held = select(actions.c.id).where(actions.c.state == "held", actions.c.run_id != run_id)
+            undecided = set(conn.execute(held).scalars())
+            for batch in _batched(steps):
+                known = _known_actions(conn, {row["mailbox_id"] for g in batch for row in g.rows()})
+                for step in batch:
+                    fresh, ids = _write_step(conn, run_id, step, now, known)
+                    written += fresh
+                    undecided -= ids
+            for action_id in sorted(undecided):  # today's plan no longer asks for it
+                _cancel(conn, action_id, "held, then no longer decided on a later run")
+            for sights in _batched(sighted):
+                _record_sightings(conn, dict.fromkeys(sights), day)
         return written
 
     # -- the executor's queries -----------------------------------------------------------------
@@ -717,6 +709,34 @@ def _new_id(result: Any) -> int:
     key = result.inserted_primary_key
     assert key is not None  # noqa: S101 - every table here has an integer primary key
     return int(key[0])
+
+
+def _record_sightings(conn: Any, sights: Iterable[tuple[str, date]], day: date) -> None:
+    """The first day each mailbox was seen expired in its cycle; later sightings change nothing."""
+    sights = list(sights)
+    query = select(sightings.c.mailbox_id, sightings.c.cycle)
+    mailbox_ids = [mailbox_id for mailbox_id, _ in sights]
+    seen = {
+        tuple(row) for row in conn.execute(query.where(sightings.c.mailbox_id.in_(mailbox_ids)))
+    }
+    new = [
+        {"mailbox_id": mailbox_id, "cycle": cycle, "first_seen": day}
+        for mailbox_id, cycle in sights
+        if (mailbox_id, cycle) not in seen
+    ]
+    if new:
+        conn.execute(insert(sightings), new)
+
+
+def _batched(items: Iterable[T]) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _chunks(values: Collection[str]) -> Iterator[list[str]]:
