@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -118,7 +119,9 @@ class Candidates:
         self._held: list[list[Mailbox]] = [[] for _ in range(BUCKETS)]
         self._count = 0
         self.spill: Spill | None = None
-        self._spilled: list[list[Place]] = [[] for _ in range(BUCKETS)]
+        # Where each bucket's batches went, as offset, size pairs: a tuple each would cost more
+        # than the mailboxes' share of memory on a snapshot of millions.
+        self._spilled = [array("q") for _ in range(BUCKETS)]
 
     def add(self, mailbox: Mailbox) -> None:
         self._held[zlib.crc32(mailbox.account_id.encode()) % BUCKETS].append(mailbox)
@@ -130,9 +133,10 @@ class Candidates:
         """Whole accounts, about `limit` mailboxes at a time (all at once if none went to disk)."""
         group: list[Mailbox] = []
         for bucket, held in enumerate(self._held):
-            for ref in self._spilled[bucket]:
-                assert self.spill is not None  # noqa: S101 - refs exist only once spilled
-                group += self.spill.get(ref)
+            places = self._spilled[bucket]
+            for n in range(0, len(places), 2):
+                assert self.spill is not None  # noqa: S101 - places exist only once spilled
+                group += self.spill.get((places[n], places[n + 1]))
             group += held
             if self.spill is not None and len(group) >= self.limit:
                 yield [m for m in group if m.mailbox_id not in excluded]
@@ -144,7 +148,7 @@ class Candidates:
         self.spill = self.spill or Spill()
         for bucket, held in enumerate(self._held):
             if held:
-                self._spilled[bucket].append(self.spill.put(held))
+                self._spilled[bucket].extend(self.spill.put(held))
                 self._held[bucket] = []
         self._count = 0
 
