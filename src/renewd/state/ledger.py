@@ -372,10 +372,9 @@ class Ledger:
             undecided = set(conn.execute(held).scalars())
             for batch in _batched(steps):
                 known = _known_actions(conn, {row["mailbox_id"] for g in batch for row in g.rows()})
-                for step in batch:
-                    fresh, ids = _write_step(conn, run_id, step, now, known)
-                    written += fresh
-                    undecided -= ids
+                fresh, ids = _write_steps(conn, run_id, batch, now, known)
+                written += fresh
+                undecided -= ids
             for action_id in sorted(undecided):  # today's plan no longer asks for it
                 _cancel(conn, action_id, "held, then no longer decided on a later run")
             for sights in _batched(sighted):
@@ -588,59 +587,100 @@ def _known_actions(conn: Any, mailbox_ids: set[str]) -> Known:
     return known
 
 
-def _write_step(
-    conn: Any, run_id: int, group: PlannedStep, now: str, known: Known
+def _write_steps(
+    conn: Any, run_id: int, steps: list[PlannedStep], now: str, known: Known
 ) -> tuple[int, set[int]]:
-    """Write one step's rows; returns how many are new and the ids it decided."""
-    written, ids = 0, set()
-    lead_id, charge = None, False
-    if group.lead is not None:
-        lead_id, fresh = _upsert_action(conn, run_id, group.lead, None, now, known)
-        written, ids = fresh, {lead_id}
-        charge = bool(fresh) and group.order is not None and group.lead["state"] == "pending"
-    for row in [*group.dependents, *group.fallback]:
-        row_id, fresh = _upsert_action(conn, run_id, row, lead_id, now, known)
-        written, ids = written + fresh, ids | {row_id}
-    if charge and lead_id is not None and group.order is not None:
-        _insert_order(conn, group.order, lead_id, now)
+    """Write a batch of steps; returns how many rows are new and the ids it decided.
+
+    The leads go first, in one statement, for the ids their messages depend on; then the
+    messages and fallbacks of every step, in another; then the charges' orders.
+    """
+    leads = iter(_upsert(conn, run_id, [(s.lead, None) for s in steps if s.lead], now, known))
+    lead_of = [next(leads) if s.lead else None for s in steps]
+    rest = [
+        (row, None if lead is None else lead[0])
+        for step, lead in zip(steps, lead_of, strict=True)
+        for row in [*step.dependents, *step.fallback]
+    ]
+    others = _upsert(conn, run_id, rest, now, known)
+    written = sum(fresh for _, fresh in [*filter(None, lead_of), *others])
+    ids = {row_id for row_id, _ in [*filter(None, lead_of), *others]}
+    charges = [
+        (step.order, lead[0])
+        for step, lead in zip(steps, lead_of, strict=True)
+        if lead is not None
+        and lead[1]
+        and step.order is not None
+        and step.lead is not None
+        and step.lead["state"] == "pending"
+    ]
+    _insert_orders(conn, charges, now)
     return written, ids
 
 
-def _upsert_action(
-    conn: Any, run_id: int, row: dict[str, Any], depends_on: int | None, now: str, known: Known
-) -> tuple[int, int]:
-    """Insert a decided row; a row held earlier takes the new decision; anything else stays."""
-    key = tuple(row[name] for name in STEP_KEY)
-    values = {**row, "run_id": run_id, "updated_at": now, "depends_on": depends_on}
-    existing = known.get(key)
-    if existing is None:
-        row_id = _new_id(conn.execute(insert(actions), values))
-        known[key] = (row_id, row["state"])
-        return row_id, 1
-    row_id, state = existing
-    if state == "held":
-        conn.execute(update(actions).where(actions.c.id == row_id).values(**values))
-        known[key] = (row_id, row["state"])
-        return row_id, int(row["state"] != "held")
-    return row_id, 0
+def _upsert(
+    conn: Any,
+    run_id: int,
+    rows: list[tuple[dict[str, Any], int | None]],
+    now: str,
+    known: Known,
+) -> list[tuple[int, int]]:
+    """Insert decided rows (and depends_on); a row held earlier takes the new decision; anything
+    else stays. Returns each row's id and 1 if it is new (or no longer held), in order."""
+    result: list[tuple[int, int]] = []
+    new: list[dict[str, Any]] = []
+    pending: dict[tuple[Any, ...], int] = {}  # a new row's key: its place in `new`
+    waiting: list[tuple[int, int]] = []  # a place in `result` and the new row it waits for
+    for row, depends_on in rows:
+        key = tuple(row[name] for name in STEP_KEY)
+        values = {**row, "run_id": run_id, "updated_at": now, "depends_on": depends_on}
+        existing = known.get(key)
+        if key in pending or existing is None:
+            fresh = int(key not in pending)  # a repeat in this batch is the same row
+            pending.setdefault(key, len(new))
+            if fresh:
+                new.append(values)
+            waiting.append((len(result), pending[key]))
+            result.append((0, fresh))
+            continue
+        row_id, state = existing
+        if state == "held":
+            conn.execute(update(actions).where(actions.c.id == row_id).values(**values))
+            known[key] = (row_id, row["state"])
+        result.append((row_id, int(state == "held" and row["state"] != "held")))
+    ids = _insert_ids(conn, new)
+    for place, n in waiting:
+        result[place] = (ids[n], result[place][1])
+    for key, n in pending.items():
+        known[key] = (ids[n], new[n]["state"])
+    return result
 
 
-def _insert_order(conn: Any, order: dict[str, Any], action_id: int, now: str) -> None:
+def _insert_ids(conn: Any, values: list[dict[str, Any]]) -> list[int]:
+    """Insert outbox rows in one statement; their ids, in order."""
+    if not values:
+        return []
+    statement = insert(actions).returning(actions.c.id, sort_by_parameter_order=True)
+    return [row.id for row in conn.execute(statement, values)]
+
+
+def _insert_orders(conn: Any, charges: list[tuple[dict[str, Any], int]], now: str) -> None:
     """At most one order per (mailbox, cycle), ever: a second deduction in a cycle fails instead."""
-    exists = conn.execute(
-        select(orders.c.id).where(
-            orders.c.mailbox_id == order["mailbox_id"], orders.c.cycle == order["cycle"]
-        )
-    ).first()
-    if exists is not None:
-        _mark(conn, action_id, "failed", error="this cycle already has a consumption order")
-        _release(conn, action_id, "none")
+    if not charges:
         return
-    conn.execute(
-        insert(orders).values(
-            **order, state="pending", created_at=now, reference="", error="", charged_at=""
-        )
-    )
+    query = select(orders.c.mailbox_id, orders.c.cycle)
+    mailbox_ids = [order["mailbox_id"] for order, _ in charges]
+    exists = {tuple(row) for row in conn.execute(query.where(orders.c.mailbox_id.in_(mailbox_ids)))}
+    new = []
+    for order, action_id in charges:
+        if (order["mailbox_id"], order["cycle"]) in exists:
+            _mark(conn, action_id, "failed", error="this cycle already has a consumption order")
+            _release(conn, action_id, "none")
+            continue
+        exists.add((order["mailbox_id"], order["cycle"]))
+        new.append({**order, "state": "pending", "created_at": now, "reference": "", "error": ""})
+    if new:
+        conn.execute(insert(orders), [{**order, "charged_at": ""} for order in new])
 
 
 def _cancel(conn: Any, action_id: int, reason: str) -> None:
