@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from enum import StrEnum
+from operator import attrgetter
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def pickled_by_fields(cls: type[T]) -> type[T]:
+    """Pickle as the constructor's arguments: a big day's plan is read back from disk, and a
+    frozen dataclass's default unpickling (field by field through setattr) is twice as slow."""
+    values = attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+
+    def reduce(self: T) -> tuple[type[T], tuple[Any, ...]]:
+        return cls, values(self)
+
+    setattr(cls, "__reduce__", reduce)  # noqa: B010 - a method added to a built class
+    return cls
 
 
 class Kind(StrEnum):
@@ -23,6 +39,7 @@ class Anchor(StrEnum):
     DOMAIN = "domain"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Mailbox:
     """One validated snapshot row. Money is Decimal, dates are calendar days in the policy zone."""
@@ -48,6 +65,7 @@ class Mailbox:
         return self.expires_on if anchor is Anchor.EXPIRY else self.domain_expires_on
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class StepKey:
     """Identifies one step of one rule in one cycle: the unit that is done at most once.
@@ -62,6 +80,7 @@ class StepKey:
     step: int
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Decision:
     """One action renewd would take (or, when `superseded_by` is set, would have taken)."""
