@@ -92,6 +92,8 @@ def test_a_day_planned_in_parts_is_the_same_plan(
     assert out.read_text(encoding="utf-8").count("\n") == sum(
         1 for d in whole.plan.decisions if not d.superseded_by
     )
+    parted.close()
+    assert list(parted.plan.decisions) == []
 
 
 def ledger_content(project: Project) -> dict[str, list[Any]]:

@@ -124,7 +124,10 @@ def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str)
     finally:
         if ledger is not None:
             ledger.close()
-    emit([result.plan], result.snapshot, fmt)
+    try:
+        emit([result.plan], result.snapshot, fmt)
+    finally:
+        result.close()
 
 
 @main.command()

@@ -207,10 +207,8 @@ class Daemon:
         day = report.day
         self.metrics.runs.labels(status=report.status).inc()
         self.metrics.duration.observe(seconds)
-        for decision in report.result.plan.decisions:
-            if decision.superseded_by:
-                continue
-            self.metrics.actions.labels(rule=decision.rule, kind=decision.kind.value).inc()
+        for (rule, action), count in report.result.actions.items():
+            self.metrics.actions.labels(rule=rule, kind=action.value).inc(count)
         for key, count in report.outcomes.items():
             kind, _, rest = key.partition(":")
             if kind == "notify":

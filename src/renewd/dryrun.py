@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import zlib
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -58,15 +59,18 @@ class DayResult:
     window: Window
     taken_at: datetime
     watched: dict[str, Mailbox] = field(default_factory=dict)
-    deletions: int = 0  # deletions the plan would take, for the mass-deletion guard
+    actions: Counter[tuple[str, Kind]] = field(default_factory=Counter)  # by rule and kind
     _kept: list[Part] = field(default_factory=list)
     _spill: Spill | None = None
     _stored: list[tuple[Place, list[Place]]] = field(default_factory=list)
 
+    @property
+    def deletions(self) -> int:
+        """Deletions the plan would take, for the mass-deletion guard."""
+        return sum(count for (_, kind), count in self.actions.items() if kind is Kind.DELETE)
+
     def add(self, part: Part) -> None:
-        self.deletions += sum(
-            1 for d in part.decisions if d.kind is Kind.DELETE and not d.superseded_by
-        )
+        self.actions.update((d.rule, d.kind) for d in part.decisions if not d.superseded_by)
         if self._spill is None:
             self._kept.append(part)
             return
@@ -85,6 +89,12 @@ class DayResult:
             mailboxes, history = spill.get(head)
             decisions = [d for chunk in chunks for _, d in spill.get(chunk)]
             yield Part(mailboxes, history, decisions)
+
+    def close(self) -> None:
+        """Let go of the parts on disk; `plan` and `parts` are empty afterwards."""
+        if self._spill is not None:
+            self._spill.close()
+        self._kept, self._stored, self._spill = [], [], None
 
     @property
     def plan(self) -> DayPlan:

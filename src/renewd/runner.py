@@ -111,16 +111,19 @@ def _run(
     try:
         result = plan_day(config, policy, snapshot_path, day, ledger)
         report = RunReport(run_id, day, "done", result)
-        mass = "" if allow_mass_deletion else _mass(config, result, ledger.last_rows_read())
-        holds = _holds(result, mass)
-        report.held += (
-            [mass] if mass else [f"{key.mailbox_id}: {why}" for key, why in holds.items()]
-        )
-        skip = _revalidate(
-            config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
-        )
-        steps = _steps(config, policy, result, mass, holds)
-        report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
+        try:
+            mass = "" if allow_mass_deletion else _mass(config, result, ledger.last_rows_read())
+            holds = _holds(result, mass)
+            report.held += (
+                [mass] if mass else [f"{key.mailbox_id}: {why}" for key, why in holds.items()]
+            )
+            skip = _revalidate(
+                config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
+            )
+            steps = _steps(config, policy, result, mass, holds)
+            report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
+        finally:
+            result.close()  # the plan is in the ledger now: the executor works from there
         crash_point("after-plan")
         report.outcomes = executor.run(skip)
         report.stopped = dict(executor.stopped)
