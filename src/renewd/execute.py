@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,7 @@ from renewd.state.ledger import Ledger
 from renewd.templating import Renderer
 
 MAX_ATTEMPTS = 8
+PAGE = 1000  # outbox rows read at a time
 GATHER_SECONDS = 0.001  # how long a commit no slot is waiting for waits for more changes
 Change = tuple[int, str, dict[str, Any]]  # an outbox row's id, its new state, other columns
 
@@ -66,8 +67,8 @@ class Executor:
         asyncio.run(self._messages())
         return self.counts
 
-    def _open(self, kind: str) -> list[RowMapping]:
-        return [row for row in self.ledger.open_actions(kind) if row["id"] not in self.skip]
+    def _open(self, kind: str) -> Pending:
+        return Pending(self.ledger, kind, None, self.skip)
 
     def _charges(self) -> None:
         for action in self._open("deduct"):
@@ -122,9 +123,10 @@ class Executor:
             self.counts[f"delete:{'done' if ok else 'failed'}"] += 1
 
     async def _messages(self) -> None:
-        channels: defaultdict[str, deque[RowMapping]] = defaultdict(deque)
-        for action in self._open("notify"):
-            channels[action["channel"]].append(action)
+        channels = {
+            name: Pending(self.ledger, "notify", name, self.skip)
+            for name in self.ledger.open_channels()
+        }
         self.marks = Marks(self.ledger)
         writer = asyncio.create_task(self.marks.write())
         try:
@@ -138,7 +140,7 @@ class Executor:
             for sender in self.senders.values():
                 await sender.close()
 
-    async def _channel(self, channel: str, rows: deque[RowMapping]) -> None:
+    async def _channel(self, channel: str, rows: Pending) -> None:
         """Send one channel's messages with as many at a time as its sender allows."""
         sender = self.senders.get(channel)
         if sender is None:  # nothing could ever send these: say so once, keep nothing open
@@ -146,11 +148,11 @@ class Executor:
                 self.ledger.mark(
                     action["id"], "failed", error=f"no sender is configured for {channel}"
                 )
-            self.counts[f"notify:{channel}:no-sender"] += len(rows)
+                self.counts[f"notify:{channel}:no-sender"] += 1
             return
         window = self.windows.get(channel)
         if window is not None and not window.open_at(self.now):
-            self.counts[f"notify:{channel}:deferred"] += len(rows)
+            self.counts[f"notify:{channel}:deferred"] += sum(1 for _ in rows)
             return
 
         slots = max(1, getattr(sender, "concurrency", 1))
@@ -160,9 +162,7 @@ class Executor:
             for _ in range(slots):
                 group.create_task(self._slot(sender, channel, rows))
 
-    async def _slot(
-        self, sender: Sender, channel: str, rows: deque[RowMapping], limit: int = 0
-    ) -> None:
+    async def _slot(self, sender: Sender, channel: str, rows: Pending, limit: int = 0) -> None:
         """One sending slot: sends messages one at a time, each marked as being sent first.
 
         While a message is out, the next one's mark (with this slot's previous outcome) is
@@ -189,7 +189,7 @@ class Executor:
         await self.marks.commit(owed)
 
     def _take(
-        self, channel: str, rows: deque[RowMapping]
+        self, channel: str, rows: Pending
     ) -> tuple[tuple[RowMapping, Outbound] | None, list[Change]]:
         """The next message to send, and the changes that claim it (and fail those that cannot
         be rendered); (None, ...) when the channel is done or stopping."""
@@ -236,6 +236,39 @@ class Executor:
         return Outbound(
             key, "email", payload["to"], locale, rendered.subject, rendered.text, rendered.html
         )
+
+
+class Pending:
+    """The open outbox rows of one kind (and channel), in id order, read a page at a time as
+    they are taken: a big day's outbox is never all in memory. Rows that turn open again
+    behind the page being read (a retry) wait for the next run, as they always have."""
+
+    def __init__(self, ledger: Ledger, kind: str, channel: str | None, skip: set[int]) -> None:
+        self._ledger = ledger
+        self._kind = kind
+        self._channel = channel
+        self._skip = skip
+        self._rows: deque[RowMapping] = deque()
+        self._after = 0
+        self._more = True
+
+    def __bool__(self) -> bool:
+        while not self._rows and self._more:
+            page = self._ledger.open_actions(self._kind, self._channel, self._after, PAGE)
+            self._more = len(page) == PAGE
+            if page:
+                self._after = page[-1]["id"]
+            self._rows.extend(row for row in page if row["id"] not in self._skip)
+        return bool(self._rows)
+
+    def __iter__(self) -> Iterator[RowMapping]:
+        while self:
+            yield self._rows.popleft()
+
+    def popleft(self) -> RowMapping:
+        if not self:
+            raise IndexError("no open rows left")
+        return self._rows.popleft()
 
 
 def _nothing() -> None:

@@ -383,14 +383,26 @@ class Ledger:
 
     # -- the executor's queries -----------------------------------------------------------------
 
-    def open_actions(self, kind: str) -> list[RowMapping]:
+    def open_actions(
+        self, kind: str, channel: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[RowMapping]:
+        """Open rows of one kind (and channel) with ids above `after`, the first `limit` in id
+        order: a page, so that a big day's outbox is never read all at once."""
+        query = select(actions).where(
+            actions.c.kind == kind, actions.c.state.in_(OPEN_ACTION), actions.c.id > after
+        )
+        if channel is not None:
+            query = query.where(actions.c.channel == channel)
         with self.engine.connect() as conn:
-            query = (
-                select(actions)
-                .where(actions.c.kind == kind, actions.c.state.in_(OPEN_ACTION))
-                .order_by(actions.c.id)
-            )
-            return list(conn.execute(query).mappings())
+            return list(conn.execute(query.order_by(actions.c.id).limit(limit)).mappings())
+
+    def open_channels(self) -> list[str]:
+        """The channels with messages to send."""
+        query = select(actions.c.channel).where(
+            actions.c.kind == "notify", actions.c.state.in_(OPEN_ACTION)
+        )
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(query.distinct()).scalars())
 
     def open_rows(self, run_id: int) -> list[RowMapping]:
         """Rows earlier runs left pending or in flight: to be checked against today's snapshot."""
