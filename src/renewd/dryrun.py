@@ -60,8 +60,8 @@ class DayResult:
     taken_at: datetime
     watched: dict[str, Mailbox] = field(default_factory=dict)
     actions: Counter[tuple[str, Kind]] = field(default_factory=Counter)  # by rule and kind
+    spill: Spill | None = None  # where the parts go on a day too big to hold (else: memory)
     _kept: list[Part] = field(default_factory=list)
-    _spill: Spill | None = None
     _stored: list[tuple[Place, list[Place]]] = field(default_factory=list)
 
     @property
@@ -71,19 +71,19 @@ class DayResult:
 
     def add(self, part: Part) -> None:
         self.actions.update((d.rule, d.kind) for d in part.decisions if not d.superseded_by)
-        if self._spill is None:
+        if self.spill is None:
             self._kept.append(part)
             return
         ordered = _ordered(part)
         chunks = [
-            self._spill.put(ordered[start : start + CHUNK])
+            self.spill.put(ordered[start : start + CHUNK])
             for start in range(0, len(ordered), CHUNK)
         ]
-        self._stored.append((self._spill.put((part.mailboxes, part.history)), chunks))
+        self._stored.append((self.spill.put((part.mailboxes, part.history)), chunks))
 
     def parts(self) -> Iterator[Part]:
         yield from self._kept
-        spill = self._spill
+        spill = self.spill
         for head, chunks in self._stored:
             assert spill is not None  # noqa: S101 - stored parts are in the spill
             mailboxes, history = spill.get(head)
@@ -92,9 +92,9 @@ class DayResult:
 
     def close(self) -> None:
         """Let go of the parts on disk; `plan` and `parts` are empty afterwards."""
-        if self._spill is not None:
-            self._spill.close()
-        self._kept, self._stored, self._spill = [], [], None
+        if self.spill is not None:
+            self.spill.close()
+        self._kept, self._stored, self.spill = [], [], None
 
     @property
     def plan(self) -> DayPlan:
@@ -102,7 +102,7 @@ class DayResult:
 
     def _streams(self) -> list[Iterator[Ordered]]:
         streams = [iter(_ordered(part)) for part in self._kept]
-        spill = self._spill
+        spill = self.spill
         if spill is not None:
             streams += [_read(spill, chunks) for _, chunks in self._stored]
         return streams
@@ -172,11 +172,7 @@ def taken_at(path: Path) -> datetime:
 
 
 def plan_day(
-    config: Config,
-    policy: Policy,
-    snapshot_path: Path,
-    day: date,
-    ledger: Ledger | None = None,
+    config: Config, policy: Policy, snapshot_path: Path, day: date, ledger: Ledger | None = None
 ) -> DayResult:
     """Stream the snapshot, keep only the mailboxes some rule can reach, and plan the day.
 
@@ -203,8 +199,8 @@ def plan_day(
             current[mailbox.mailbox_id] = mailbox
         if window.may_match(mailbox):
             candidates.add(mailbox)
-    result = DayResult(day, evaluator, snapshot, window, moment, current)
-    result._spill = candidates.spill and Spill()
+    spill = Spill() if candidates.spill else None
+    result = DayResult(day, evaluator, snapshot, window, moment, current, spill=spill)
     visible = {m.mailbox_id: m.expires_on for m in current.values()}
     for group in candidates.groups(snapshot.duplicates):
         mailboxes = {m.mailbox_id: m for m in group}
