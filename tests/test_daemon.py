@@ -1,4 +1,8 @@
-"""`renewd serve` as a real process: schedule, reload, missing snapshot, signals, health, systemd."""
+"""`renewd serve` as a real process: schedule, reload, missing snapshot, signals, health, systemd.
+
+Every test that touches the ledger runs on SQLite and on PostgreSQL; the schedule and systemd
+tests do not, and run once.
+"""
 
 from __future__ import annotations
 
@@ -86,6 +90,14 @@ def served() -> Iterator[list[Served]]:
             daemon.process.wait()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest) -> str:
+    """The daemon's ledger, like test_run.py's: a SQLite file (""), or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return ""
+    return str(request.getfixturevalue("postgres").database())
+
+
 def daemon_project(tmp_path: Path, port: int, extra: str = "", **kwargs: Any) -> Project:
     serve = f"serve: {{listen: '127.0.0.1:{port}', alert_to: [ops@example.com], run_at: '02:00', snapshot_deadline: '08:00'}}\n"
     return Project(
@@ -102,10 +114,10 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 
 def test_serve_does_the_days_work_and_reports_health_and_metrics(
-    tmp_path: Path, served: list[Served]
+    tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     port = free_port()
-    project = daemon_project(tmp_path, port)
+    project = daemon_project(tmp_path, port, ledger=ledger)
     project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
     daemon = Served(project, "2026-12-01T10:00:00+08:00")
     served.append(daemon)
@@ -138,12 +150,12 @@ def test_the_next_day_runs_at_its_time(tmp_path: Path, served: list[Served]) -> 
 
 
 def test_reload_takes_a_good_edit_and_keeps_the_last_good_policy(
-    tmp_path: Path, served: list[Served]
+    tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     port = free_port()
-    project = daemon_project(tmp_path, port, rules=rules)
+    project = daemon_project(tmp_path, port, rules=rules, ledger=ledger)
     project.snapshot(csv_row("mb-1", DAY + timedelta(days=20)), day=DAY)
     daemon = Served(project, "2026-12-01T10:00:00+08:00")
     served.append(daemon)
@@ -178,10 +190,10 @@ def test_reload_takes_a_good_edit_and_keeps_the_last_good_policy(
 
 
 def test_a_missing_snapshot_is_waited_for_then_the_day_is_skipped_and_alerted_once(
-    tmp_path: Path, served: list[Served]
+    tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     port = free_port()
-    project = daemon_project(tmp_path, port)
+    project = daemon_project(tmp_path, port, ledger=ledger)
     project.snapshot(
         csv_row("mb-1", DAY + timedelta(days=30)), day=DAY - timedelta(days=1)
     )  # yesterday's only
@@ -200,12 +212,12 @@ def test_a_missing_snapshot_is_waited_for_then_the_day_is_skipped_and_alerted_on
 
 
 def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
-    tmp_path: Path, served: list[Served]
+    tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     with SmtpPeer(tmp_path) as smtp:
         port = free_port()
         email = smtp.settings(connections=1, timeout=5)
-        project = daemon_project(tmp_path, port, email=email)
+        project = daemon_project(tmp_path, port, email=email, ledger=ledger)
         project.snapshot(
             *(csv_row(f"delay-{n}", DAY + timedelta(days=30), phone="") for n in range(20)), day=DAY
         )
@@ -218,10 +230,10 @@ def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
         delivered = len(smtp.handler.messages)
         assert 3 <= delivered < 20
         # the message out was recorded, the one claimed next went back: nothing left "sending"
-        ledger = project.ledger()
-        left = [(a["state"], a["attempts"]) for a in ledger.open_actions("notify")]
+        state = project.ledger()
+        left = [(a["state"], a["attempts"]) for a in state.open_actions("notify")]
         assert left == [("pending", 0)] * (20 - delivered)  # and its attempt given back
-        ledger.close()
+        state.close()
         again = Served(project, "2026-12-01T10:05:00+08:00", env)
         served.append(again)
         again.expect("run 2 for 2026-12-01 done")
@@ -231,9 +243,11 @@ def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
     assert len(addresses) == 20  # a stop lets the message out finish: nothing repeats
 
 
-def test_a_second_instance_is_refused(tmp_path: Path, served: list[Served]) -> None:
+def test_a_second_instance_is_refused_until_the_first_is_killed(
+    tmp_path: Path, served: list[Served], ledger: str
+) -> None:
     port = free_port()
-    project = daemon_project(tmp_path, port)
+    project = daemon_project(tmp_path, port, ledger=ledger)
     project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
     first = Served(project, "2026-12-01T10:00:00+08:00")
     served.append(first)
@@ -244,7 +258,11 @@ def test_a_second_instance_is_refused(tmp_path: Path, served: list[Served]) -> N
     assert "another renewd is working on this ledger" in second.expect("another renewd")
     manual = project.run(DAY)
     assert manual.returncode == 75
-    assert first.stop() == 0
+    first.process.kill()  # kill -9: the lock dies with the process, nothing stale is left
+    assert first.process.wait(timeout=30) == -signal.SIGKILL
+    after = project.run(DAY)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "nothing to do" in after.stdout and len(project.emails()) == 1
 
 
 def test_systemd_hears_ready_status_and_watchdog(tmp_path: Path, served: list[Served]) -> None:
