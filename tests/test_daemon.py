@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
+from renewd.state.lock import RunLock
 
 from support import ROOT, Project, csv_row
 
@@ -98,8 +102,10 @@ def ledger(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("postgres").database())
 
 
-def daemon_project(tmp_path: Path, port: int, extra: str = "", **kwargs: Any) -> Project:
-    serve = f"serve: {{listen: '127.0.0.1:{port}', alert_to: [ops@example.com], run_at: '02:00', snapshot_deadline: '08:00'}}\n"
+def daemon_project(
+    tmp_path: Path, port: int, extra: str = "", serving: str = "", **kwargs: Any
+) -> Project:
+    serve = f"serve: {{listen: '127.0.0.1:{port}', alert_to: [ops@example.com], run_at: '02:00', snapshot_deadline: '08:00'{serving}}}\n"
     return Project(
         tmp_path, extra=serve + extra, snapshot="snapshots/mailboxes-{date}.csv", **kwargs
     )
@@ -263,6 +269,67 @@ def test_a_second_instance_is_refused_until_the_first_is_killed(
     after = project.run(DAY)
     assert after.returncode == 0, after.stdout + after.stderr
     assert "nothing to do" in after.stdout and len(project.emails()) == 1
+
+
+def lock_session(project: Project) -> int:
+    """The PostgreSQL backend that holds renewd's advisory lock on the project's ledger."""
+    ledger = project.ledger()
+    try:
+        with ledger.engine.connect() as conn:
+            query = text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            return int(conn.execute(query).scalar_one())
+    finally:
+        ledger.close()
+
+
+def end_session(project: Project, pid: int) -> None:
+    """What a DBA's pg_terminate_backend, idle_session_timeout or a dropped connection do; back
+    once the session is gone and its locks with it."""
+    ledger = project.ledger()
+    gone = text(
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE pid = :pid) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)"
+    )
+    try:
+        with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+            deadline = time.monotonic() + 30
+            while not conn.execute(gone, {"pid": pid}).scalar():
+                assert time.monotonic() < deadline, f"session {pid} still there"
+                time.sleep(0.02)
+    finally:
+        ledger.close()
+
+
+def test_a_daemon_whose_lock_session_ends_takes_it_again_or_stops(
+    tmp_path: Path, served: list[Served], postgres: Postgres
+) -> None:
+    port = free_port()
+    project = daemon_project(
+        tmp_path, port, serving=", reload_poll_seconds: 3600", ledger=postgres.database()
+    )
+    project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
+    daemon = Served(project, "2026-12-01T10:00:00+08:00")  # wakes only when signalled
+    served.append(daemon)
+    daemon.expect("run 1 for 2026-12-01 done")
+
+    end_session(project, lock_session(project))
+    daemon.signal(signal.SIGUSR1)
+    daemon.expect("took it again")
+    daemon.expect("run 2 for 2026-12-01 done")
+    assert project.run(DAY).returncode == 75  # the daemon holds the ledger again
+
+    end_session(project, lock_session(project))
+    other = project.ledger()
+    with RunLock(other.engine, wait=30):  # another renewd takes the ledger meanwhile
+        daemon.signal(signal.SIGUSR1)
+        assert daemon.process.wait(timeout=30) == 75  # it stops rather than run beside it
+    other.close()
+    assert "another renewd is working on this ledger" in daemon.expect("another renewd")
+    assert not [line for line in daemon.seen if "run 3" in line]
 
 
 def test_systemd_hears_ready_status_and_watchdog(tmp_path: Path, served: list[Served]) -> None:

@@ -93,13 +93,13 @@ class Daemon:
     def serve(self) -> int:
         ledger = open_ledger(self.config)
         try:
-            with RunLock(ledger.engine):
+            with RunLock(ledger.engine) as lock:
                 ledger.upgrade()
-                return self._serve(ledger)
+                return self._serve(ledger, lock)
         finally:
             ledger.close()
 
-    def _serve(self, ledger: Ledger) -> int:
+    def _serve(self, ledger: Ledger, lock: RunLock) -> int:
         observer = self._observer()
         self._signals()
         watchdog = systemd.watchdog_interval()
@@ -115,6 +115,7 @@ class Daemon:
         systemd.notify("READY=1")
         try:
             while not self.stopping.is_set():
+                self._hold(lock)
                 self._tick(ledger)
                 self.wake.wait(self._sleep())
                 self.wake.clear()
@@ -124,6 +125,11 @@ class Daemon:
                 observer.stop()
         log.info("renewd stopped; open work stays in the outbox for the next start")
         return 0
+
+    def _hold(self, lock: RunLock) -> None:
+        """Before any work: the ledger lock is still ours, or taken again, or we stop (LockBusy)."""
+        if lock.keep():
+            log.warning("the ledger lock's database session had ended; took it again")
 
     def _tick(self, ledger: Ledger) -> None:
         self.beat = time.monotonic()
