@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -330,6 +330,70 @@ def test_a_daemon_whose_lock_session_ends_takes_it_again_or_stops(
     other.close()
     assert "another renewd is working on this ledger" in daemon.expect("another renewd")
     assert not [line for line in daemon.seen if "run 3" in line]
+
+
+def queue_for_lock(project: Project, holder: int) -> Callable[[], None]:
+    """Another renewd waiting for the lock `holder` has: it gets it the instant it is released,
+    before the holder could take it back. Returns what lets go of it."""
+    other = project.ledger()
+    conn = other.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    key = conn.execute(
+        text(
+            "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+            "WHERE locktype = 'advisory' AND pid = :pid"
+        ),
+        {"pid": holder},
+    ).scalar_one()
+    waiter = threading.Thread(
+        target=conn.execute, args=(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+    )
+    waiter.start()
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    deadline = time.monotonic() + 30
+    with other.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as probe:
+        while not probe.execute(waiting).scalar():
+            assert time.monotonic() < deadline, "the waiter never queued for the lock"
+            time.sleep(0.02)
+
+    def let_go() -> None:
+        waiter.join(timeout=30)
+        conn.close()
+        other.close()
+
+    return let_go
+
+
+def test_a_daemon_that_loses_its_lock_mid_delivery_stops_sending(
+    tmp_path: Path, served: list[Served], postgres: Postgres
+) -> None:
+    with SmtpPeer(tmp_path) as smtp:
+        port = free_port()
+        project = daemon_project(
+            tmp_path,
+            port,
+            serving=", reload_poll_seconds: 0.5",
+            email=smtp.settings(connections=1, timeout=5),
+            ledger=postgres.database(),
+        )
+        project.snapshot(
+            *(csv_row(f"delay-{n}", DAY + timedelta(days=30), phone="") for n in range(20)), day=DAY
+        )
+        env = {"RENEWD_TEST_SMTP_PASSWORD": PASSWORD}
+        daemon = Served(project, "2026-12-01T10:00:00+08:00", env)
+        served.append(daemon)
+        assert smtp.handler.wait_for(3, 30)
+        holder = lock_session(project)
+        let_go = queue_for_lock(project, holder)
+        end_session(project, holder)  # the waiting renewd has the ledger now
+        assert daemon.process.wait(timeout=30) == 75  # stopped mid-run, not after all 20
+        let_go()
+        delivered = len(smtp.handler.messages)
+        assert delivered < 20
+        state = project.ledger()
+        left = [a["state"] for a in state.open_actions("notify")]
+        state.close()
+        assert left == ["pending"] * (20 - delivered)  # what it had not sent waits for the next
+    assert "another renewd is working on this ledger" in daemon.expect("another renewd")
 
 
 def test_systemd_hears_ready_status_and_watchdog(tmp_path: Path, served: list[Served]) -> None:
