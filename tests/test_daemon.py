@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
 from renewd.state.lock import RunLock
 
-from support import ROOT, Project, csv_row
+from support import ROOT, Project, csv_row, until
 
 DAY = date(2026, 12, 1)
 
@@ -273,35 +272,23 @@ def test_a_second_instance_is_refused_until_the_first_is_killed(
 
 def lock_session(project: Project) -> int:
     """The PostgreSQL backend that holds renewd's advisory lock on the project's ledger."""
-    ledger = project.ledger()
-    try:
-        with ledger.engine.connect() as conn:
-            query = text(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            )
-            return int(conn.execute(query).scalar_one())
-    finally:
-        ledger.close()
+    return int(
+        project.scalar(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    )
 
 
 def end_session(project: Project, pid: int) -> None:
     """What a DBA's pg_terminate_backend, idle_session_timeout or a dropped connection do; back
     once the session is gone and its locks with it."""
-    ledger = project.ledger()
-    gone = text(
+    assert project.scalar("SELECT pg_terminate_backend(:pid)", pid=pid)
+    gone = (
         "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE pid = :pid) "
         "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)"
     )
-    try:
-        with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
-            deadline = time.monotonic() + 30
-            while not conn.execute(gone, {"pid": pid}).scalar():
-                assert time.monotonic() < deadline, f"session {pid} still there"
-                time.sleep(0.02)
-    finally:
-        ledger.close()
+    until(lambda: bool(project.scalar(gone, pid=pid)), f"session {pid} gone")
 
 
 def test_a_daemon_whose_lock_session_ends_takes_it_again_or_stops(
@@ -335,25 +322,19 @@ def test_a_daemon_whose_lock_session_ends_takes_it_again_or_stops(
 def queue_for_lock(project: Project, holder: int) -> Callable[[], None]:
     """Another renewd waiting for the lock `holder` has: it gets it the instant it is released,
     before the holder could take it back. Returns what lets go of it."""
+    key = project.scalar(
+        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+        "WHERE locktype = 'advisory' AND pid = :pid",
+        pid=holder,
+    )
     other = project.ledger()
     conn = other.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    key = conn.execute(
-        text(
-            "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
-            "WHERE locktype = 'advisory' AND pid = :pid"
-        ),
-        {"pid": holder},
-    ).scalar_one()
     waiter = threading.Thread(
         target=conn.execute, args=(text("SELECT pg_advisory_lock(:key)"), {"key": key})
     )
     waiter.start()
-    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-    deadline = time.monotonic() + 30
-    with other.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as probe:
-        while not probe.execute(waiting).scalar():
-            assert time.monotonic() < deadline, "the waiter never queued for the lock"
-            time.sleep(0.02)
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    until(lambda: bool(project.scalar(waiting)), "the waiter queued for the lock")
 
     def let_go() -> None:
         waiter.join(timeout=30)

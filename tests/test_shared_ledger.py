@@ -10,20 +10,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from peers.backend import BackendPeer
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
 
-from support import Project, csv_row
+from support import Project, csv_row, until
 
 DAY = date(2026, 12, 1)
 BUSY = "another renewd is working on this ledger"
@@ -31,15 +29,6 @@ BUSY = "another renewd is working on this ledger"
 
 def days(n: int) -> date:
     return DAY + timedelta(days=n)
-
-
-def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Poll an observable condition until it holds; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 class Runs:
@@ -78,16 +67,12 @@ def billing(peer: BackendPeer) -> str:
 
 def lock_attempts(project: Project) -> int:
     """Sessions on the ledger whose last statement tried the run lock (held or refused)."""
-    ledger = project.ledger()
-    try:
-        with ledger.engine.connect() as conn:
-            query = text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND query LIKE '%pg_try_advisory_lock%' AND pid <> pg_backend_pid()"
-            )
-            return int(conn.execute(query).scalar_one())
-    finally:
-        ledger.close()
+    return int(
+        project.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE '%pg_try_advisory_lock%' AND pid <> pg_backend_pid()"
+        )
+    )
 
 
 def test_while_one_run_works_a_second_is_refused_and_one_that_waits_finds_nothing_left(
