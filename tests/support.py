@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -15,7 +17,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from renewd.model import Mailbox
 from renewd.state.ledger import Ledger
@@ -41,6 +43,15 @@ BASE = Mailbox(
     domain_via_provider=False,
     domain_expires_on=None,
 )
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll an observable condition until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.02)
 
 
 def mailbox(days_to_expiry: int | None = None, **changes: Any) -> Mailbox:
@@ -143,6 +154,16 @@ class Project:
 
     def ledger(self) -> Ledger:
         return Ledger(self.ledger_url)
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        """One value from the ledger, read in a transaction of its own: PostgreSQL's statistics
+        views keep one picture per transaction, so a poll needs a new one each time."""
+        ledger = self.ledger()
+        try:
+            with ledger.engine.connect() as conn:
+                return conn.execute(text(sql), params).scalar_one()
+        finally:
+            ledger.close()
 
     def orders(self) -> list[dict[str, Any]]:
         ledger = self.ledger()

@@ -1,4 +1,8 @@
-"""`renewd serve` as a real process: schedule, reload, missing snapshot, signals, health, systemd."""
+"""`renewd serve` as a real process: schedule, reload, missing snapshot, signals, health, systemd.
+
+Every test that touches the ledger runs on SQLite and on PostgreSQL; the schedule and systemd
+tests do not, and run once.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +17,19 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
+from renewd.state.lock import RunLock
 
-from support import ROOT, Project, csv_row
+from support import ROOT, Project, csv_row, until
 
 DAY = date(2026, 12, 1)
 
@@ -86,8 +93,18 @@ def served() -> Iterator[list[Served]]:
             daemon.process.wait()
 
 
-def daemon_project(tmp_path: Path, port: int, extra: str = "", **kwargs: Any) -> Project:
-    serve = f"serve: {{listen: '127.0.0.1:{port}', alert_to: [ops@example.com], run_at: '02:00', snapshot_deadline: '08:00'}}\n"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest) -> str:
+    """The daemon's ledger, like test_run.py's: a SQLite file (""), or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return ""
+    return str(request.getfixturevalue("postgres").database())
+
+
+def daemon_project(
+    tmp_path: Path, port: int, extra: str = "", serving: str = "", **kwargs: Any
+) -> Project:
+    serve = f"serve: {{listen: '127.0.0.1:{port}', alert_to: [ops@example.com], run_at: '02:00', snapshot_deadline: '08:00'{serving}}}\n"
     return Project(
         tmp_path, extra=serve + extra, snapshot="snapshots/mailboxes-{date}.csv", **kwargs
     )
@@ -102,10 +119,10 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 
 def test_serve_does_the_days_work_and_reports_health_and_metrics(
-    tmp_path: Path, served: list[Served]
+    tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     port = free_port()
-    project = daemon_project(tmp_path, port)
+    project = daemon_project(tmp_path, port, ledger=ledger)
     project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
     daemon = Served(project, "2026-12-01T10:00:00+08:00")
     served.append(daemon)
@@ -138,12 +155,12 @@ def test_the_next_day_runs_at_its_time(tmp_path: Path, served: list[Served]) -> 
 
 
 def test_reload_takes_a_good_edit_and_keeps_the_last_good_policy(
-    tmp_path: Path, served: list[Served]
+    tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     port = free_port()
-    project = daemon_project(tmp_path, port, rules=rules)
+    project = daemon_project(tmp_path, port, rules=rules, ledger=ledger)
     project.snapshot(csv_row("mb-1", DAY + timedelta(days=20)), day=DAY)
     daemon = Served(project, "2026-12-01T10:00:00+08:00")
     served.append(daemon)
@@ -178,10 +195,10 @@ def test_reload_takes_a_good_edit_and_keeps_the_last_good_policy(
 
 
 def test_a_missing_snapshot_is_waited_for_then_the_day_is_skipped_and_alerted_once(
-    tmp_path: Path, served: list[Served]
+    tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     port = free_port()
-    project = daemon_project(tmp_path, port)
+    project = daemon_project(tmp_path, port, ledger=ledger)
     project.snapshot(
         csv_row("mb-1", DAY + timedelta(days=30)), day=DAY - timedelta(days=1)
     )  # yesterday's only
@@ -200,12 +217,12 @@ def test_a_missing_snapshot_is_waited_for_then_the_day_is_skipped_and_alerted_on
 
 
 def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
-    tmp_path: Path, served: list[Served]
+    tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     with SmtpPeer(tmp_path) as smtp:
         port = free_port()
         email = smtp.settings(connections=1, timeout=5)
-        project = daemon_project(tmp_path, port, email=email)
+        project = daemon_project(tmp_path, port, email=email, ledger=ledger)
         project.snapshot(
             *(csv_row(f"delay-{n}", DAY + timedelta(days=30), phone="") for n in range(20)), day=DAY
         )
@@ -218,10 +235,10 @@ def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
         delivered = len(smtp.handler.messages)
         assert 3 <= delivered < 20
         # the message out was recorded, the one claimed next went back: nothing left "sending"
-        ledger = project.ledger()
-        left = [(a["state"], a["attempts"]) for a in ledger.open_actions("notify")]
+        state = project.ledger()
+        left = [(a["state"], a["attempts"]) for a in state.open_actions("notify")]
         assert left == [("pending", 0)] * (20 - delivered)  # and its attempt given back
-        ledger.close()
+        state.close()
         again = Served(project, "2026-12-01T10:05:00+08:00", env)
         served.append(again)
         again.expect("run 2 for 2026-12-01 done")
@@ -231,9 +248,11 @@ def test_sigterm_mid_delivery_stops_cleanly_and_the_next_start_finishes(
     assert len(addresses) == 20  # a stop lets the message out finish: nothing repeats
 
 
-def test_a_second_instance_is_refused(tmp_path: Path, served: list[Served]) -> None:
+def test_a_second_instance_is_refused_until_the_first_is_killed(
+    tmp_path: Path, served: list[Served], ledger: str
+) -> None:
     port = free_port()
-    project = daemon_project(tmp_path, port)
+    project = daemon_project(tmp_path, port, ledger=ledger)
     project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
     first = Served(project, "2026-12-01T10:00:00+08:00")
     served.append(first)
@@ -244,7 +263,118 @@ def test_a_second_instance_is_refused(tmp_path: Path, served: list[Served]) -> N
     assert "another renewd is working on this ledger" in second.expect("another renewd")
     manual = project.run(DAY)
     assert manual.returncode == 75
-    assert first.stop() == 0
+    first.process.kill()  # kill -9: the lock dies with the process, nothing stale is left
+    assert first.process.wait(timeout=30) == -signal.SIGKILL
+    after = project.run(DAY)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "nothing to do" in after.stdout and len(project.emails()) == 1
+
+
+def lock_session(project: Project) -> int:
+    """The PostgreSQL backend that holds renewd's advisory lock on the project's ledger."""
+    return int(
+        project.scalar(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    )
+
+
+def end_session(project: Project, pid: int) -> None:
+    """What a DBA's pg_terminate_backend, idle_session_timeout or a dropped connection do; back
+    once the session is gone and its locks with it."""
+    assert project.scalar("SELECT pg_terminate_backend(:pid)", pid=pid)
+    gone = (
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE pid = :pid) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)"
+    )
+    until(lambda: bool(project.scalar(gone, pid=pid)), f"session {pid} gone")
+
+
+def test_a_daemon_whose_lock_session_ends_takes_it_again_or_stops(
+    tmp_path: Path, served: list[Served], postgres: Postgres
+) -> None:
+    port = free_port()
+    project = daemon_project(
+        tmp_path, port, serving=", reload_poll_seconds: 3600", ledger=postgres.database()
+    )
+    project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
+    daemon = Served(project, "2026-12-01T10:00:00+08:00")  # wakes only when signalled
+    served.append(daemon)
+    daemon.expect("run 1 for 2026-12-01 done")
+
+    end_session(project, lock_session(project))
+    daemon.signal(signal.SIGUSR1)
+    daemon.expect("took it again")
+    daemon.expect("run 2 for 2026-12-01 done")
+    assert project.run(DAY).returncode == 75  # the daemon holds the ledger again
+
+    end_session(project, lock_session(project))
+    other = project.ledger()
+    with RunLock(other.engine, wait=30):  # another renewd takes the ledger meanwhile
+        daemon.signal(signal.SIGUSR1)
+        assert daemon.process.wait(timeout=30) == 75  # it stops rather than run beside it
+    other.close()
+    assert "another renewd is working on this ledger" in daemon.expect("another renewd")
+    assert not [line for line in daemon.seen if "run 3" in line]
+
+
+def queue_for_lock(project: Project, holder: int) -> Callable[[], None]:
+    """Another renewd waiting for the lock `holder` has: it gets it the instant it is released,
+    before the holder could take it back. Returns what lets go of it."""
+    key = project.scalar(
+        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+        "WHERE locktype = 'advisory' AND pid = :pid",
+        pid=holder,
+    )
+    other = project.ledger()
+    conn = other.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    waiter = threading.Thread(
+        target=conn.execute, args=(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+    )
+    waiter.start()
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    until(lambda: bool(project.scalar(waiting)), "the waiter queued for the lock")
+
+    def let_go() -> None:
+        waiter.join(timeout=30)
+        conn.close()
+        other.close()
+
+    return let_go
+
+
+def test_a_daemon_that_loses_its_lock_mid_delivery_stops_sending(
+    tmp_path: Path, served: list[Served], postgres: Postgres
+) -> None:
+    with SmtpPeer(tmp_path) as smtp:
+        port = free_port()
+        project = daemon_project(
+            tmp_path,
+            port,
+            serving=", reload_poll_seconds: 0.5",
+            email=smtp.settings(connections=1, timeout=5),
+            ledger=postgres.database(),
+        )
+        project.snapshot(
+            *(csv_row(f"delay-{n}", DAY + timedelta(days=30), phone="") for n in range(20)), day=DAY
+        )
+        env = {"RENEWD_TEST_SMTP_PASSWORD": PASSWORD}
+        daemon = Served(project, "2026-12-01T10:00:00+08:00", env)
+        served.append(daemon)
+        assert smtp.handler.wait_for(3, 30)
+        holder = lock_session(project)
+        let_go = queue_for_lock(project, holder)
+        end_session(project, holder)  # the waiting renewd has the ledger now
+        assert daemon.process.wait(timeout=30) == 75  # stopped mid-run, not after all 20
+        let_go()
+        delivered = len(smtp.handler.messages)
+        assert delivered < 20
+        state = project.ledger()
+        left = [a["state"] for a in state.open_actions("notify")]
+        state.close()
+        assert left == ["pending"] * (20 - delivered)  # what it had not sent waits for the next
+    assert "another renewd is working on this ledger" in daemon.expect("another renewd")
 
 
 def test_systemd_hears_ready_status_and_watchdog(tmp_path: Path, served: list[Served]) -> None:

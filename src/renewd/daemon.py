@@ -23,7 +23,7 @@ from renewd import systemd
 from renewd.alerts import alert_once
 from renewd.check import check
 from renewd.config import Config, load_config
-from renewd.errors import RenewdError
+from renewd.errors import LockBusy, RenewdError
 from renewd.observe import Metrics, Observer
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
@@ -84,6 +84,9 @@ class Daemon:
         self.retry_at: datetime | None = None
         self.resume_at: datetime | None = None
         self.beat = time.monotonic()
+        self.lock: RunLock | None = None
+        self.held_at = self.beat
+        self.lost: LockBusy | None = None
         now = self.clock.now()
         self.state = State(started=now, next_run=next_run(now, self.config.serve.run_at, self.zone))
         self.sources = self._sources()
@@ -93,7 +96,7 @@ class Daemon:
     def serve(self) -> int:
         ledger = open_ledger(self.config)
         try:
-            with RunLock(ledger.engine):
+            with RunLock(ledger.engine) as self.lock:
                 ledger.upgrade()
                 return self._serve(ledger)
         finally:
@@ -115,6 +118,7 @@ class Daemon:
         systemd.notify("READY=1")
         try:
             while not self.stopping.is_set():
+                self._hold()
                 self._tick(ledger)
                 self.wake.wait(self._sleep())
                 self.wake.clear()
@@ -123,7 +127,15 @@ class Daemon:
             if observer is not None:
                 observer.stop()
         log.info("renewd stopped; open work stays in the outbox for the next start")
+        if self.lost is not None:
+            raise self.lost
         return 0
+
+    def _hold(self) -> None:
+        """The ledger lock is still ours, or taken again; else LockBusy: another renewd has it."""
+        self.held_at = time.monotonic()
+        if self.lock is not None and self.lock.keep():
+            log.warning("the ledger lock's database session had ended; took it again")
 
     def _tick(self, ledger: Ledger) -> None:
         self.beat = time.monotonic()
@@ -293,7 +305,15 @@ class Daemon:
         signal.signal(signal.SIGUSR1, flag("run_requested"))
 
     def _beat(self) -> None:
+        """Progress in a run: also check the lock now and then; if it is lost, stop sending."""
         self.beat = time.monotonic()
+        if self.lost is None and self.beat - self.held_at >= self.config.serve.reload_poll_seconds:
+            try:
+                self._hold()
+            except LockBusy as exc:
+                log.error("%s; finishing what is in flight", exc)
+                self.lost = exc
+                self.stopping.set()
 
     def _watchdog(self, interval: float) -> None:
         """Ping systemd while the main thread shows signs of life; a hung daemon gets restarted."""

@@ -23,6 +23,7 @@ class BackendPeer:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.effects: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        self.counted = threading.Condition(self.lock)
         self.release = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -41,10 +42,16 @@ class BackendPeer:
         self.server.shutdown()
         self.server.server_close()
 
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """True once `count` requests have arrived; False after `timeout` seconds without."""
+        with self.counted:
+            return self.counted.wait_for(lambda: len(self.requests) >= count, timeout)
+
     def answer(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
         """(status, json, delay). Scripted behaviours: an answer, "500", or "slow" (acts, answers late)."""
         with self.lock:
             self.requests.append((key, body))
+            self.counted.notify_all()
             if key in self.effects:
                 return 200, self.effects[key], 0.0
             script = self.script[body["mailbox_id"]]

@@ -55,6 +55,30 @@ class RunLock:
         connection.close()
         return False
 
+    def keep(self) -> bool:
+        """Make sure the lock is still ours before more work; True if it had to be taken again.
+
+        A PostgreSQL session can end under a long-lived holder (the daemon): a server restart, a
+        DBA's pg_terminate_backend, idle_session_timeout, a dropped connection. The lock goes with
+        it and another renewd may take the ledger, so a holder that went on would work beside it.
+        Raises LockBusy when another renewd holds the ledger now.
+        """
+        if self._connection is None:  # an flock lives as long as its file descriptor
+            return False
+        try:
+            self._connection.execute(text("SELECT 1"))
+            return False
+        except SQLAlchemyError:
+            with contextlib.suppress(SQLAlchemyError):
+                self._connection.close()
+            self._connection = None
+        if not self._try():
+            raise LockBusy(
+                "the ledger lock's database session ended and another renewd is working on "
+                f"this ledger now ({self._holder()}); stopping"
+            )
+        return True
+
     def _path(self) -> Path:
         database = self.engine.url.database or ""
         return Path(f"{database}.lock")

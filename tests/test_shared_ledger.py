@@ -1,0 +1,162 @@
+"""Several renewd processes on one PostgreSQL ledger, as large operators run them.
+
+The run lock is a session advisory lock there: these tests hold it with a real `renewd run`
+(parked in a charge the billing peer answers only when the test says so), kill its holder,
+and start runs side by side, then count what the billing and SMTP peers really received.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from peers.backend import BackendPeer
+from peers.postgres import Postgres
+from peers.smtp import PASSWORD, SmtpPeer
+
+from support import Project, csv_row, until
+
+DAY = date(2026, 12, 1)
+BUSY = "another renewd is working on this ledger"
+
+
+def days(n: int) -> date:
+    return DAY + timedelta(days=n)
+
+
+class Runs:
+    """`renewd run` processes started in the background; any still alive at the end are killed."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def start(self, project: Project, day: date, *args: str) -> subprocess.Popen[str]:
+        command = [str(Path(sys.executable).parent / "renewd"), "run", "--date", day.isoformat()]
+        process = subprocess.Popen(
+            [*command, *args, "--config", str(project.config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RENEWD_TEST_SMTP_PASSWORD": PASSWORD},
+        )
+        self.started.append(process)
+        return process
+
+
+@pytest.fixture
+def runs() -> Iterator[Runs]:
+    started = Runs()
+    yield started
+    for process in started.started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def billing(peer: BackendPeer) -> str:
+    """One attempt with a timeout longer than any hold, so a parked charge is never retried."""
+    return f"{{backend: http, url: '{peer.url}', timeout: 60, attempts: 1, backoff: 0}}"
+
+
+def lock_attempts(project: Project) -> int:
+    """Sessions on the ledger whose last statement tried the run lock (held or refused)."""
+    return int(
+        project.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE '%pg_try_advisory_lock%' AND pid <> pg_backend_pid()"
+        )
+    )
+
+
+def test_while_one_run_works_a_second_is_refused_and_one_that_waits_finds_nothing_left(
+    tmp_path: Path, postgres: Postgres, runs: Runs
+) -> None:
+    with BackendPeer(slow_seconds=60) as peer:
+        project = Project(tmp_path, billing=billing(peer), ledger=postgres.database())
+        project.snapshot(
+            csv_row("mb-renew", days(3), auto_renew=True, balance="500.00"),
+            csv_row("mb-remind", days(30)),
+        )
+        peer.script["mb-renew"] = ["slow"]  # charged at once, answered when the test releases it
+        first = runs.start(project, DAY)
+        assert peer.wait_for(1, 30), "the first run never reached billing"
+
+        refused = project.run(DAY)
+        assert refused.returncode == 75, refused.stdout + refused.stderr
+        assert BUSY in refused.stderr
+        waiting = runs.start(project, DAY, "--wait", "60")
+        until(lambda: lock_attempts(project) >= 2, "the waiting run tried the lock")
+        assert waiting.poll() is None
+
+        peer.release.set()
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, out + err
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, out + err
+        assert "nothing to do" in out
+
+    assert [key for key, _ in peer.requests] == ["renewd:charge:mb-renew:2026-12-04"]
+    assert sorted(str(m["To"]) for m in project.emails()) == [
+        "mb-remind@example.cn",
+        "mb-renew@example.cn",
+    ]
+    assert len(project.sms()) == 1
+
+
+def test_a_killed_run_leaves_no_lock_and_the_next_finishes_its_work_once(
+    tmp_path: Path, postgres: Postgres, runs: Runs
+) -> None:
+    with BackendPeer(slow_seconds=60) as peer:
+        project = Project(tmp_path, billing=billing(peer), ledger=postgres.database())
+        project.snapshot(csv_row("mb-renew", days(3), auto_renew=True, balance="500.00"))
+        peer.script["mb-renew"] = ["slow"]
+        holder = runs.start(project, DAY)
+        assert peer.wait_for(1, 30), "the run never reached billing"
+        holder.kill()  # SIGKILL while it holds the lock and its charge is in flight
+        holder.communicate()
+        assert holder.returncode == -9
+
+        after = project.run(DAY)  # no --wait: the lock must be free already
+        assert after.returncode == 0, after.stdout + after.stderr
+
+    # the retry carried the same idempotency key: one charge, and one success message
+    assert {key for key, _ in peer.requests} == {"renewd:charge:mb-renew:2026-12-04"}
+    assert len(peer.effects) == 1
+    assert [(o["mailbox_id"], o["state"]) for o in project.orders()] == [("mb-renew", "charged")]
+    assert [str(m["To"]) for m in project.emails()] == ["mb-renew@example.cn"]
+    assert "crashed" in project.cli("runs").stdout
+
+
+def test_runs_started_together_charge_and_remind_each_mailbox_once(
+    tmp_path: Path, postgres: Postgres, runs: Runs
+) -> None:
+    with SmtpPeer(tmp_path) as smtp, BackendPeer() as peer:
+        project = Project(
+            tmp_path,
+            billing=billing(peer),
+            email=smtp.settings(connections=2, timeout=5),
+            ledger=postgres.database(),  # new and empty: the schema is created by whoever wins
+        )
+        renewals = [f"mb-renew-{n}" for n in range(10)]
+        reminders = [f"mb-remind-{n}" for n in range(20)]
+        project.snapshot(
+            *(csv_row(m, days(3), auto_renew=True, balance="500.00") for m in renewals),
+            *(csv_row(m, days(30)) for m in reminders),
+        )
+        together = [runs.start(project, DAY, "--wait", "120") for _ in range(4)]
+        results = [(p.communicate(timeout=120), p.returncode) for p in together]
+        assert [code for _, code in results] == [0] * 4, results
+        assert sum("nothing to do" in out for (out, _), _ in results) == 3
+
+    charges = Counter(body["mailbox_id"] for _, body in peer.requests)
+    assert charges == Counter(renewals), "a fee was asked for twice"
+    sent = Counter(str(m["To"]) for m in smtp.handler.messages)
+    assert sent == Counter(f"{m}@example.cn" for m in renewals + reminders)
+    assert sum(o["state"] == "charged" for o in project.orders()) == 10
