@@ -496,6 +496,13 @@ def report_channel(title: str, result: dict[str, Any], n: int) -> None:
         f"  (b) renewd CPU during delivery {run['cpu']['deliver']:.2f}s of "
         f"{deliver:.2f}s wall (the rest: waiting for the sink, the disk, other processes)"
     )
+    commits = run["commits"]
+    if count := commits["count"]:
+        print(
+            f"  (b) ledger: {count} commits of outbox marks, {seen['count'] / count:.1f} messages "
+            f"each; per commit {commits['seconds'] / count * 1000:.2f} ms wall, "
+            f"{commits['cpu'] / count * 1000:.2f} ms CPU (in the writer thread)"
+        )
     print(
         f"  (b) planning part of the delivering run: {planning:.2f}s; a rerun on the empty outbox: "
         f"run_day {empty['phases']['run_day']:.2f}s (plan {empty['phases'].get('plan', 0):.2f}s), "

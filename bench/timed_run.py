@@ -6,8 +6,9 @@ It calls the same library function as the `run` command (`renewd.runner.run_day`
 the ledger upgrade and the run record) and only wraps, from the outside, the functions that
 mark its phases: planning (`plan_day`), checking what earlier runs left open (`_revalidate`),
 writing the plan (`Ledger.record_plan`) and the executor (`Executor.run`: charges, deletions,
-rendering, sending, the ledger updates). `--profile` runs cProfile around the executor alone.
-Nothing in renewd is changed; the wrappers only read the clock.
+rendering, sending, the ledger updates); it also counts and times the executor's commits of
+outbox marks (`Ledger.mark_many`, in its writer thread). `--profile` runs cProfile around the
+executor alone. Nothing in renewd is changed; the wrappers only read the clock.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from renewd.state.ledger import Ledger  # noqa: E402
 IMPORTED = time.perf_counter()
 phases: dict[str, float] = {}
 cpu: dict[str, float] = {}  # CPU seconds of this process in the same phases (the rest is waiting)
+commits = {"count": 0, "seconds": 0.0, "cpu": 0.0}  # the executor's outbox marks (its thread)
 
 
 def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,6 +52,22 @@ def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def counted(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Ledger.mark_many: one call is one commit, made in the executor's writer thread."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            commits["count"] += 1
+            commits["seconds"] += time.perf_counter() - start
+            commits["cpu"] += time.thread_time() - start_cpu
+
+    return wrapper
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("config", type=Path)
@@ -60,6 +78,7 @@ def main() -> None:
     setattr(runner, "plan_day", timed("plan", plan_day))  # noqa: B010
     setattr(runner, "_revalidate", timed("revalidate", runner._revalidate))  # noqa: B010
     setattr(Ledger, "record_plan", timed("record_plan", Ledger.record_plan))  # noqa: B010
+    setattr(Ledger, "mark_many", counted(Ledger.mark_many))  # noqa: B010
     original = Executor.run
     deliver: Callable[..., Any] = original
     if args.profile:
@@ -93,6 +112,7 @@ def main() -> None:
                 "stopped": report.stopped,
                 "phases": phases,
                 "cpu": cpu,
+                "commits": commits,
             }
         )
     )
