@@ -79,9 +79,9 @@ def test_a_day_planned_in_parts_is_the_same_plan(
     project = Project(tmp_path)
     path = project.snapshot(*busy_day(seed))
     config, policy = load(project.config)
-    whole = plan_day(config, policy, path, DAY)
+    whole = plan_day(config, policy, path, DAY, keep_parts=True)
     small_parts(monkeypatch)
-    parted = plan_day(config, policy, path, DAY)
+    parted = plan_day(config, policy, path, DAY, keep_parts=True)
 
     assert len(list(parted.parts())) > 10 and len(list(whole.parts())) == 1
     assert list(parted.plan.decisions) == list(whole.plan.decisions)

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +35,9 @@ PART_SIZE = 1024
 BUCKETS = 256
 CHUNK = 32  # decisions read back at a time, per part, to print the plan in order
 
-Ordered = tuple[tuple[date, str], Decision]
+# A decision with where it goes in the plan: expiry, mailbox, its place in the mailbox's part
+# (unique, so tuples compare without ever reaching the Decision).
+Ordered = tuple[date, str, int, Decision]
 
 
 @dataclass
@@ -61,8 +62,9 @@ class DayResult:
     watched: dict[str, Mailbox] = field(default_factory=dict)
     actions: Counter[tuple[str, Kind]] = field(default_factory=Counter)  # by rule and kind
     spill: Spill | None = None  # where the parts go on a day too big to hold (else: memory)
+    keep_parts: bool = True  # False: on disk, only the decisions are kept, not `parts()`
     _kept: list[Part] = field(default_factory=list)
-    _stored: list[tuple[Place, list[Place]]] = field(default_factory=list)
+    _stored: list[tuple[Place | None, list[Place]]] = field(default_factory=list)
 
     @property
     def deletions(self) -> int:
@@ -79,15 +81,16 @@ class DayResult:
             self.spill.put(ordered[start : start + CHUNK])
             for start in range(0, len(ordered), CHUNK)
         ]
-        self._stored.append((self.spill.put((part.mailboxes, part.history)), chunks))
+        head = self.spill.put((part.mailboxes, part.history)) if self.keep_parts else None
+        self._stored.append((head, chunks))
 
     def parts(self) -> Iterator[Part]:
         yield from self._kept
         spill = self.spill
         for head, chunks in self._stored:
-            assert spill is not None  # noqa: S101 - stored parts are in the spill
+            assert spill is not None and head is not None  # noqa: S101 - see keep_parts
             mailboxes, history = spill.get(head)
-            decisions = [d for chunk in chunks for _, d in spill.get(chunk)]
+            decisions = [ordered[3] for chunk in chunks for ordered in spill.get(chunk)]
             yield Part(mailboxes, history, decisions)
 
     def close(self) -> None:
@@ -117,8 +120,8 @@ class _Merged:
 
     def __iter__(self) -> Iterator[Decision]:
         streams = self._result._streams()
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=itemgetter(0))
-        return (decision for _, decision in merged)
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+        return (ordered[3] for ordered in merged)
 
 
 class Candidates:
@@ -172,13 +175,19 @@ def taken_at(path: Path) -> datetime:
 
 
 def plan_day(
-    config: Config, policy: Policy, snapshot_path: Path, day: date, ledger: Ledger | None = None
+    config: Config,
+    policy: Policy,
+    snapshot_path: Path,
+    day: date,
+    ledger: Ledger | None = None,
+    keep_parts: bool = False,
 ) -> DayResult:
     """Stream the snapshot, keep only the mailboxes some rule can reach, and plan the day.
 
     Only those candidates are kept, and beyond `PART_SIZE` they are kept on disk and planned in
     parts of whole accounts, so memory stays flat whatever the snapshot's size. A mailbox whose
-    id appears twice gets no action.
+    id appears twice gets no action. `keep_parts`: keep each part's mailboxes and history for
+    `parts()`, as `run` needs; printing the plan does not.
     """
     evaluator = Evaluator(policy)
     since = ledger.catch_up_since() if ledger else None
@@ -200,7 +209,9 @@ def plan_day(
         if window.may_match(mailbox):
             candidates.add(mailbox)
     spill = Spill() if candidates.spill else None
-    result = DayResult(day, evaluator, snapshot, window, moment, current, spill=spill)
+    result = DayResult(
+        day, evaluator, snapshot, window, moment, current, spill=spill, keep_parts=keep_parts
+    )
     visible = {m.mailbox_id: m.expires_on for m in current.values()}
     for group in candidates.groups(snapshot.duplicates):
         mailboxes = {m.mailbox_id: m for m in group}
@@ -217,7 +228,10 @@ def plan_day(
 
 def _ordered(part: Part) -> list[Ordered]:
     mailboxes = part.mailboxes
-    return [((mailboxes[d.mailbox_id].expires_on, d.mailbox_id), d) for d in part.decisions]
+    return [
+        (mailboxes[d.mailbox_id].expires_on, d.mailbox_id, n, d)
+        for n, d in enumerate(part.decisions)
+    ]
 
 
 def _read(spill: Spill, chunks: Iterable[Place]) -> Iterator[Ordered]:

@@ -109,7 +109,7 @@ def _run(
     ledger.close_crashed_runs()
     run_id = ledger.start_run(day, _identity(snapshot_path), policy.digest)
     try:
-        result = plan_day(config, policy, snapshot_path, day, ledger)
+        result = plan_day(config, policy, snapshot_path, day, ledger, keep_parts=True)
         report = RunReport(run_id, day, "done", result)
         try:
             mass = "" if allow_mass_deletion else _mass(config, result, ledger.last_rows_read())
