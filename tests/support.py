@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -172,3 +173,52 @@ class Project:
                 return [dict(row) for row in conn.execute(select(orders)).mappings()]
         finally:
             ledger.close()
+
+
+# --- the run lock on PostgreSQL ----------------------------------------------------------------
+
+
+def lock_session(project: Project) -> int:
+    """The PostgreSQL backend that holds renewd's advisory lock on the project's ledger."""
+    return int(
+        project.scalar(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    )
+
+
+def end_session(project: Project, pid: int) -> None:
+    """What a DBA's pg_terminate_backend, idle_session_timeout or a dropped connection do; back
+    once the session is gone and its locks with it."""
+    assert project.scalar("SELECT pg_terminate_backend(:pid)", pid=pid)
+    gone = (
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE pid = :pid) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)"
+    )
+    until(lambda: bool(project.scalar(gone, pid=pid)), f"session {pid} gone")
+
+
+def queue_for_lock(project: Project, holder: int) -> Callable[[], None]:
+    """Another renewd waiting for the lock `holder` has: it gets it the instant it is released,
+    before the holder could take it back. Returns what lets go of it."""
+    key = project.scalar(
+        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+        "WHERE locktype = 'advisory' AND pid = :pid",
+        pid=holder,
+    )
+    other = project.ledger()
+    conn = other.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    waiter = threading.Thread(
+        target=conn.execute, args=(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+    )
+    waiter.start()
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    until(lambda: bool(project.scalar(waiting)), "the waiter queued for the lock")
+
+    def let_go() -> None:
+        waiter.join(timeout=30)
+        conn.close()
+        other.close()
+
+    return let_go

@@ -17,19 +17,18 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
 from renewd.state.lock import RunLock
 
-from support import ROOT, Project, csv_row, until
+from support import ROOT, Project, csv_row, end_session, lock_session, queue_for_lock
 
 DAY = date(2026, 12, 1)
 
@@ -270,27 +269,6 @@ def test_a_second_instance_is_refused_until_the_first_is_killed(
     assert "nothing to do" in after.stdout and len(project.emails()) == 1
 
 
-def lock_session(project: Project) -> int:
-    """The PostgreSQL backend that holds renewd's advisory lock on the project's ledger."""
-    return int(
-        project.scalar(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )
-    )
-
-
-def end_session(project: Project, pid: int) -> None:
-    """What a DBA's pg_terminate_backend, idle_session_timeout or a dropped connection do; back
-    once the session is gone and its locks with it."""
-    assert project.scalar("SELECT pg_terminate_backend(:pid)", pid=pid)
-    gone = (
-        "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE pid = :pid) "
-        "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)"
-    )
-    until(lambda: bool(project.scalar(gone, pid=pid)), f"session {pid} gone")
-
-
 def test_a_daemon_whose_lock_session_ends_takes_it_again_or_stops(
     tmp_path: Path, served: list[Served], postgres: Postgres
 ) -> None:
@@ -317,31 +295,6 @@ def test_a_daemon_whose_lock_session_ends_takes_it_again_or_stops(
     other.close()
     assert "another renewd is working on this ledger" in daemon.expect("another renewd")
     assert not [line for line in daemon.seen if "run 3" in line]
-
-
-def queue_for_lock(project: Project, holder: int) -> Callable[[], None]:
-    """Another renewd waiting for the lock `holder` has: it gets it the instant it is released,
-    before the holder could take it back. Returns what lets go of it."""
-    key = project.scalar(
-        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
-        "WHERE locktype = 'advisory' AND pid = :pid",
-        pid=holder,
-    )
-    other = project.ledger()
-    conn = other.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    waiter = threading.Thread(
-        target=conn.execute, args=(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-    )
-    waiter.start()
-    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    until(lambda: bool(project.scalar(waiting)), "the waiter queued for the lock")
-
-    def let_go() -> None:
-        waiter.join(timeout=30)
-        conn.close()
-        other.close()
-
-    return let_go
 
 
 def test_a_daemon_that_loses_its_lock_mid_delivery_stops_sending(

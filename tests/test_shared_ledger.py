@@ -21,7 +21,7 @@ from peers.backend import BackendPeer
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
 
-from support import Project, csv_row, until
+from support import Project, csv_row, end_session, lock_session, queue_for_lock, until
 
 DAY = date(2026, 12, 1)
 BUSY = "another renewd is working on this ledger"
@@ -160,3 +160,29 @@ def test_runs_started_together_charge_and_remind_each_mailbox_once(
     sent = Counter(str(m["To"]) for m in smtp.handler.messages)
     assert sent == Counter(f"{m}@example.cn" for m in renewals + reminders)
     assert sum(o["state"] == "charged" for o in project.orders()) == 10
+
+
+def test_a_run_that_loses_its_lock_mid_delivery_stops_and_says_so(
+    tmp_path: Path, postgres: Postgres, runs: Runs
+) -> None:
+    """The session holding the lock ends under a long run and another renewd takes the ledger:
+    the run stops after the message in flight (exit 75) instead of sending beside it."""
+    with SmtpPeer(tmp_path) as smtp:
+        email = smtp.settings(connections=1, timeout=5)
+        project = Project(tmp_path, email=email, ledger=postgres.database())
+        project.snapshot(*(csv_row(f"delay-{n}", days(30), phone="") for n in range(20)))
+        run = runs.start(project, DAY)
+        assert smtp.handler.wait_for(3, 30)
+        holder = lock_session(project)
+        let_go = queue_for_lock(project, holder)
+        end_session(project, holder)  # the waiting renewd has the ledger now
+        _, err = run.communicate(timeout=60)
+        let_go()
+        assert run.returncode == 75, err
+        assert BUSY in err
+        delivered = len(smtp.handler.messages)
+        assert delivered < 20
+        ledger = project.ledger()
+        left = [a["state"] for a in ledger.open_actions("notify")]
+        ledger.close()
+        assert left == ["pending"] * (20 - delivered)  # what it had not sent waits for the next

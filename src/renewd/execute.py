@@ -72,6 +72,7 @@ class Executor:
 
     def _charges(self) -> None:
         for action in self._open("deduct"):
+            self.progress()
             if self.stopping.is_set():
                 return
             order = self.ledger.order_for(action["mailbox_id"], action["cycle"])
@@ -103,6 +104,7 @@ class Executor:
 
     def _deletions(self) -> None:
         for action in self._open("delete"):
+            self.progress()
             if self.stopping.is_set():
                 return
             mailbox_id, cycle = action["mailbox_id"], action["cycle"]
