@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+from renewd.batching import batched
 from renewd.claims import Claims
 from renewd.errors import SnapshotError
 from renewd.model import Mailbox, RowError
@@ -279,7 +280,7 @@ class Snapshot:
             half._claims = Claims(returned)
             with _part(fd, cut, None, "utf-8") as handle:
                 rows = half._scan_csv(handle, wanted, header, breaks)
-                places = [returned.put(chunk) for chunk in _batched(rows, SENT)]
+                places = [returned.put(chunk) for chunk in batched(rows, SENT)]
             claimed = half._claims.write(returned)
             half._claims = Claims()
             found = (places, claimed, half)
@@ -496,17 +497,6 @@ class Snapshot:
             self.rejected_ids.add(error.mailbox_id)
         if len(self.errors) < KEPT_ERRORS:
             self.errors.append(error)
-
-
-def _batched(rows: Iterable[Mailbox], size: int) -> Iterator[list[Mailbox]]:
-    batch: list[Mailbox] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _split_point(fd: int) -> tuple[int, int] | None:

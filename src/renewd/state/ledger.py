@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     Engine,
@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from renewd.batching import batched
 from renewd.errors import RenewdError
 from renewd.facts import CycleState
 from renewd.model import StepKey
@@ -48,7 +49,6 @@ from renewd.state.schema import (
 )
 
 BATCH = 500
-T = TypeVar("T")
 LIVE_ORDER = ("pending", "charged")
 OPEN_ACTION = ("pending", "sending")
 
@@ -370,14 +370,14 @@ class Ledger:
         with self.engine.begin() as conn:
             held = select(actions.c.id).where(actions.c.state == "held", actions.c.run_id != run_id)
             undecided = set(conn.execute(held).scalars())
-            for batch in _batched(steps):
+            for batch in batched(steps, BATCH):
                 known = _known_actions(conn, {row["mailbox_id"] for g in batch for row in g.rows()})
                 fresh, ids = _write_steps(conn, run_id, batch, now, known)
                 written += fresh
                 undecided -= ids
             for action_id in sorted(undecided):  # today's plan no longer asks for it
                 _cancel(conn, action_id, "held, then no longer decided on a later run")
-            for sights in _batched(sighted):
+            for sights in batched(sighted, BATCH):
                 _record_sightings(conn, dict.fromkeys(sights), day)
         return written
 
@@ -778,17 +778,6 @@ def _record_sightings(conn: Any, sights: Iterable[tuple[str, date]], day: date) 
     ]
     if new:
         conn.execute(insert(sightings), new)
-
-
-def _batched(items: Iterable[T]) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _chunks(values: Collection[str]) -> Iterator[list[str]]:
