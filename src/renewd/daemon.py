@@ -23,14 +23,14 @@ from renewd import systemd
 from renewd.alerts import alert_once
 from renewd.check import check
 from renewd.config import Config, load_config
-from renewd.errors import LockBusy, RenewdError
+from renewd.errors import RenewdError
 from renewd.observe import Metrics, Observer
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
 from renewd.runner import RunReport, open_ledger, run_locked
 from renewd.schedule import next_run, run_time
 from renewd.state.ledger import Ledger
-from renewd.state.lock import RunLock
+from renewd.state.lock import LockWatch, RunLock
 
 log = logging.getLogger("renewd")
 FAKE_NOW = "RENEWD_FAKE_NOW"
@@ -84,9 +84,7 @@ class Daemon:
         self.retry_at: datetime | None = None
         self.resume_at: datetime | None = None
         self.beat = time.monotonic()
-        self.lock: RunLock | None = None
-        self.held_at = self.beat
-        self.lost: LockBusy | None = None
+        self.watch: LockWatch | None = None
         now = self.clock.now()
         self.state = State(started=now, next_run=next_run(now, self.config.serve.run_at, self.zone))
         self.sources = self._sources()
@@ -96,7 +94,8 @@ class Daemon:
     def serve(self) -> int:
         ledger = open_ledger(self.config)
         try:
-            with RunLock(ledger.engine) as self.lock:
+            with RunLock(ledger.engine) as lock:
+                self.watch = LockWatch(lock, self.stopping)
                 ledger.upgrade()
                 return self._serve(ledger)
         finally:
@@ -118,7 +117,8 @@ class Daemon:
         systemd.notify("READY=1")
         try:
             while not self.stopping.is_set():
-                self._hold()
+                if self.watch is not None:
+                    self.watch.hold()
                 self._tick(ledger)
                 self.wake.wait(self._sleep())
                 self.wake.clear()
@@ -127,15 +127,9 @@ class Daemon:
             if observer is not None:
                 observer.stop()
         log.info("renewd stopped; open work stays in the outbox for the next start")
-        if self.lost is not None:
-            raise self.lost
+        if self.watch is not None and self.watch.lost is not None:
+            raise self.watch.lost
         return 0
-
-    def _hold(self) -> None:
-        """The ledger lock is still ours, or taken again; else LockBusy: another renewd has it."""
-        self.held_at = time.monotonic()
-        if self.lock is not None and self.lock.keep():
-            log.warning("the ledger lock's database session had ended; took it again")
 
     def _tick(self, ledger: Ledger) -> None:
         self.beat = time.monotonic()
@@ -307,13 +301,8 @@ class Daemon:
     def _beat(self) -> None:
         """Progress in a run: also check the lock now and then; if it is lost, stop sending."""
         self.beat = time.monotonic()
-        if self.lost is None and self.beat - self.held_at >= self.config.serve.reload_poll_seconds:
-            try:
-                self._hold()
-            except LockBusy as exc:
-                log.error("%s; finishing what is in flight", exc)
-                self.lost = exc
-                self.stopping.set()
+        if self.watch is not None:
+            self.watch(self.config.serve.reload_poll_seconds)
 
     def _watchdog(self, interval: float) -> None:
         """Ping systemd while the main thread shows signs of life; a hung daemon gets restarted."""

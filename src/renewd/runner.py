@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +21,6 @@ from renewd.alerts import alert_once
 from renewd.config import Config
 from renewd.dates import add_months
 from renewd.dryrun import DayResult, Part, plan_day, taken_at
-from renewd.errors import LockBusy
 from renewd.execute import Executor
 from renewd.faults import crash_point
 from renewd.guards import first_sight, mass_hold, open_row_verdict
@@ -33,14 +30,11 @@ from renewd.plugins import plugin
 from renewd.policy.model import Policy
 from renewd.senders.base import send_window
 from renewd.state.ledger import Ledger, PlannedStep, SnapshotInfo, database_url
-from renewd.state.lock import RunLock
+from renewd.state.lock import LockWatch, RunLock
 from renewd.templating import Renderer
 
 HELD_EXIT = 3
 HELD_SHOWN = 10  # held steps named in an alert or a run record
-LOCK_CHECK_SECONDS = 1.0
-
-log = logging.getLogger("renewd")
 
 
 @dataclass
@@ -72,7 +66,7 @@ def run_day(
     try:
         with RunLock(ledger.engine, wait) as lock:
             ledger.upgrade()
-            watch = LockWatch(lock)
+            watch = LockWatch(lock, threading.Event())
             report = run_locked(
                 config,
                 policy,
@@ -88,31 +82,6 @@ def run_day(
             return report
     finally:
         ledger.close()
-
-
-class LockWatch:
-    """Checks, as effects happen and at most every LOCK_CHECK_SECONDS, that the ledger lock is
-    still this run's. A PostgreSQL session can end under a long run (a server restart, a DBA's
-    pg_terminate_backend); if another renewd has the ledger by then, the run stops after the
-    effects in flight and reports LockBusy, rather than work beside it."""
-
-    def __init__(self, lock: RunLock) -> None:
-        self.lock = lock
-        self.stopping = threading.Event()
-        self.lost: LockBusy | None = None
-        self.checked = time.monotonic()
-
-    def __call__(self) -> None:
-        now = time.monotonic()
-        if self.lost is not None or now - self.checked < LOCK_CHECK_SECONDS:
-            return
-        self.checked = now
-        try:
-            if self.lock.keep():
-                log.warning("the ledger lock's database session had ended; took it again")
-        except LockBusy as exc:
-            self.lost = exc
-            self.stopping.set()
 
 
 def run_locked(

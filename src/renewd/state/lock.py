@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +20,10 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from renewd.errors import LockBusy
+
+LOCK_CHECK_SECONDS = 1.0  # how often a run checks, as it works, that the lock is still its own
+
+log = logging.getLogger("renewd")
 
 
 class RunLock:
@@ -121,3 +127,33 @@ class RunLock:
         """One lock per database: two ledgers on one server do not exclude each other."""
         digest = hashlib.sha256(f"renewd:{self.engine.url.database}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class LockWatch:
+    """Checks, as effects happen, that the ledger lock is still its holder's. A PostgreSQL
+    session can end under a long run (a server restart, a DBA's pg_terminate_backend); if
+    another renewd has the ledger by then, `stopping` is set so the run ends after the effects
+    in flight, and `lost` says why, rather than work beside the other one."""
+
+    def __init__(self, lock: RunLock, stopping: threading.Event) -> None:
+        self.lock = lock
+        self.stopping = stopping
+        self.lost: LockBusy | None = None
+        self.checked = time.monotonic()
+
+    def __call__(self, every: float = LOCK_CHECK_SECONDS) -> None:
+        """At most once per `every` seconds; a lost lock stops the run instead of raising."""
+        if self.lost is not None or time.monotonic() - self.checked < every:
+            return
+        try:
+            self.hold()
+        except LockBusy as exc:
+            log.error("%s; finishing what is in flight", exc)
+            self.lost = exc
+            self.stopping.set()
+
+    def hold(self) -> None:
+        """The lock is still ours, or taken again; else LockBusy: another renewd has it."""
+        self.checked = time.monotonic()
+        if self.lock.keep():
+            log.warning("the ledger lock's database session had ended; took it again")
