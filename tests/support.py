@@ -222,3 +222,15 @@ def queue_for_lock(project: Project, holder: int) -> Callable[[], None]:
         other.close()
 
     return let_go
+
+
+def assert_stopped_midway(project: Project, delivered: int, total: int) -> None:
+    """A run stopped before all `total` messages went out; each one it had not sent waits in the
+    outbox for the next run."""
+    assert delivered < total
+    ledger = project.ledger()
+    try:
+        left = [a["state"] for a in ledger.open_actions("notify")]
+    finally:
+        ledger.close()
+    assert left == ["pending"] * (total - delivered)

@@ -28,7 +28,15 @@ from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
 from renewd.state.lock import RunLock
 
-from support import ROOT, Project, csv_row, end_session, lock_session, queue_for_lock
+from support import (
+    ROOT,
+    Project,
+    assert_stopped_midway,
+    csv_row,
+    end_session,
+    lock_session,
+    queue_for_lock,
+)
 
 DAY = date(2026, 12, 1)
 
@@ -321,12 +329,7 @@ def test_a_daemon_that_loses_its_lock_mid_delivery_stops_sending(
         end_session(project, holder)  # the waiting renewd has the ledger now
         assert daemon.process.wait(timeout=30) == 75  # stopped mid-run, not after all 20
         let_go()
-        delivered = len(smtp.handler.messages)
-        assert delivered < 20
-        state = project.ledger()
-        left = [a["state"] for a in state.open_actions("notify")]
-        state.close()
-        assert left == ["pending"] * (20 - delivered)  # what it had not sent waits for the next
+        assert_stopped_midway(project, len(smtp.handler.messages), 20)
     assert "another renewd is working on this ledger" in daemon.expect("another renewd")
 
 

@@ -21,7 +21,15 @@ from peers.backend import BackendPeer
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
 
-from support import Project, csv_row, end_session, lock_session, queue_for_lock, until
+from support import (
+    Project,
+    assert_stopped_midway,
+    csv_row,
+    end_session,
+    lock_session,
+    queue_for_lock,
+    until,
+)
 
 DAY = date(2026, 12, 1)
 BUSY = "another renewd is working on this ledger"
@@ -180,9 +188,4 @@ def test_a_run_that_loses_its_lock_mid_delivery_stops_and_says_so(
         let_go()
         assert run.returncode == 75, err
         assert BUSY in err
-        delivered = len(smtp.handler.messages)
-        assert delivered < 20
-        ledger = project.ledger()
-        left = [a["state"] for a in ledger.open_actions("notify")]
-        ledger.close()
-        assert left == ["pending"] * (20 - delivered)  # what it had not sent waits for the next
+        assert_stopped_midway(project, len(smtp.handler.messages), 20)
