@@ -23,6 +23,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "renewd needs Python 3.11 or 3.12 (durable_rules 2.0.28 does not import on 3.13)"; exit 1; }

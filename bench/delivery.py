@@ -53,8 +53,8 @@ from typing import Any
 import aiohttp
 import aiosmtplib
 
-from renewd.senders.base import Outbound, email_message
-from renewd.templating import Renderer
+from renewd.delivery.senders.base import Outbound, email_message
+from renewd.delivery.templating import Renderer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sinks import ACCOUNT, TOKEN, Sink

@@ -2,7 +2,7 @@
 
     python bench/timed_run.py CONFIG YYYY-MM-DD [--profile OUT.prof]
 
-It calls the same library function as the `run` command (`renewd.runner.run_day`, with the lock,
+It calls the same library function as the `run` command (`renewd.act.run.run_day`, with the lock,
 the ledger upgrade and the run record) and only wraps, from the outside, the functions that
 mark its phases: planning (`plan_day`), checking what earlier runs left open (`_revalidate`),
 writing the plan (`Ledger.record_plan`) and the executor (`Executor.run`: charges, deletions,
@@ -26,10 +26,10 @@ from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import renewd.runner as runner  # noqa: E402
-from renewd.config import load_config  # noqa: E402
-from renewd.dryrun import plan_day  # noqa: E402
-from renewd.execute import Executor  # noqa: E402
+import renewd.act.run as runner  # noqa: E402
+from renewd.act.executor import Executor  # noqa: E402
+from renewd.config.load import load_config  # noqa: E402
+from renewd.plan.day import plan_day  # noqa: E402
 from renewd.policy.loader import load_policy, policy_files  # noqa: E402
 from renewd.state.ledger import Ledger  # noqa: E402
 

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 
-from renewd.snapshot import COLUMNS
+from renewd.snapshot.rows import COLUMNS
 
 REFERENCE = date(2026, 12, 1)
 CENT = Decimal("0.01")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from peers.postgres import Postgres, running_postgres
-from renewd.evaluate import Evaluator
+from renewd.plan.evaluate import Evaluator
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from renewd.model import Mailbox
+from renewd.core.model import Mailbox
 from renewd.state.ledger import Ledger
 from renewd.state.schema import orders
 

@@ -115,3 +115,24 @@ def _error(code: int, message: str, status: int) -> dict[str, Any]:
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
+
+
+def twilio_settings(url: str, **extra: object) -> str:
+    """A flow-style YAML `senders.sms` entry that talks to a peer at `url`."""
+    values = {
+        "backend": "twilio",
+        "account_sid": ACCOUNT,
+        "auth_token_env": "RENEWD_TEST_TWILIO_TOKEN",
+        "from": "+14155550000",
+        "base_url": url,
+        "rate": 0,
+        "backoff": 0,
+        "window": "00:00-24:00",
+        "status_callback": "https://renewd.example.com/twilio/status",
+        **extra,
+    }
+    return (
+        "{"
+        + ", ".join(f'{k}: "{v}"' if isinstance(v, str) else f"{k}: {v}" for k, v in values.items())
+        + "}"
+    )

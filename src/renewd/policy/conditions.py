@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from renewd.facts import FACTS, MONEY_SCALE, FactType
-from renewd.model import Anchor
+from renewd.core.facts import FACTS, MONEY_SCALE, FactType
+from renewd.core.model import Anchor
 
 Value = int | bool | str | Decimal
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import durable_rules_engine
 
-from renewd.errors import Problem, ProblemsError
+from renewd.core.errors import Problem, ProblemsError
 from renewd.policy.conditions import All, AnyOf, Cmp, Cond, Not, to_durable
 from renewd.policy.model import Policy
 

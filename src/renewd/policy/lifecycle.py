@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from renewd.config.yamlsrc import LocatedMap, Reader
+from renewd.core.errors import suggest
 from renewd.policy.conditions import All, AnyOf, Cmp, Cond
 from renewd.policy.model import CHANNELS, Draft
-from renewd.yamlsrc import LocatedMap, Reader, suggest
 
 GROUP = "lifecycle"
 

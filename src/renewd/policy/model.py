@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from renewd.model import Anchor
+from renewd.core.model import Anchor
 from renewd.policy.conditions import Cond
 
 CHANNELS = ("email", "sms")

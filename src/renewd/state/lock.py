@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from renewd.errors import LockBusy
+from renewd.core.errors import LockBusy
 
 LOCK_CHECK_SECONDS = 1.0  # how often a run checks, as it works, that the lock is still its own
 

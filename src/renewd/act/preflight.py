@@ -1,0 +1,88 @@
+"""`renewd check`: the config, the policy files, and every template rendered as customers see it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from renewd.act.plugins import plugin
+from renewd.config.load import load_config
+from renewd.config.model import Config
+from renewd.core.errors import Problem, ProblemsError
+from renewd.delivery.messages import sample_decision, sample_mailbox, variables
+from renewd.delivery.senders.base import send_window
+from renewd.delivery.templating import PARTS, Renderer, TemplateError, sms_segments
+from renewd.policy.engine import Engine
+from renewd.policy.loader import load_policy, policy_files
+from renewd.policy.model import Policy, Rule
+
+
+def check(path: Path) -> list[Problem]:
+    """Every problem found, in file order; an empty list means the daemon would accept it all."""
+    try:
+        config = load_config(path)
+        policy = load_policy(policy_files(config.rules))
+    except ProblemsError as exc:
+        return exc.problems
+    try:
+        Engine(policy)
+    except Exception as exc:  # durable_rules raises bare Exceptions for definitions it refuses
+        return [Problem(policy.sources[0], 0, f"durable_rules refused the compiled policy: {exc}")]
+    return template_problems(config, policy) + backend_problems(config)
+
+
+def template_problems(config: Config, policy: Policy) -> list[Problem]:
+    """Render every part of every template a rule names, in every locale, with a sample mailbox."""
+    renderer = Renderer(config.templates, config.default_locale)
+    problems: list[Problem] = []
+    for rule in policy.rules:
+        for locale in config.locales:
+            for channel in rule.notify:
+                problems.extend(_render_problems(config, policy, renderer, rule, locale, channel))
+    return list(dict.fromkeys(problems))
+
+
+def _render_problems(
+    config: Config, policy: Policy, renderer: Renderer, rule: Rule, locale: str, channel: str
+) -> list[Problem]:
+    mailbox = sample_mailbox(locale)
+    values = variables(mailbox, sample_decision(rule, mailbox), policy, config.messages)
+    problems = []
+    for part in PARTS[channel]:
+        path = renderer.find(rule.template, locale, part)
+        if path is None:
+            missing = f"no {channel} template '{rule.template}/{part}' for locale {locale}"
+            problems.append(Problem(rule.source, rule.line, f"rule {rule.id!r}: {missing}"))
+            continue
+        try:
+            text = renderer.part(locale, rule.template, part, values)
+        except TemplateError as exc:
+            problems.append(Problem(exc.path, exc.line, exc.message))
+            continue
+        segments = sms_segments(text) if part == "sms.txt" else 0
+        if segments > config.messages.sms_max_segments:
+            limit = config.messages.sms_max_segments
+            problems.append(
+                Problem(str(path), 1, f"renders to {segments} SMS segments, more than {limit}")
+            )
+    return problems
+
+
+def backend_problems(config: Config) -> list[Problem]:
+    """Each backend and sender is looked up and set up with its settings, without contacting it."""
+    problems = []
+    for kind, settings in (("billing", config.billing), ("provisioning", config.provisioning)):
+        try:
+            plugin(kind, settings["backend"])(settings, config.base)
+        except Exception as exc:  # any refusal of the settings is a config problem to show
+            problems.append(Problem(str(config.path), 0, _prefixed(kind, exc)))
+    for channel, settings in config.senders.items():
+        try:
+            send_window(settings, channel)
+            plugin("sender", settings["backend"])(settings, config.base, channel)
+        except Exception as exc:  # same: the sender's own message says what is wrong
+            problems.append(Problem(str(config.path), 0, _prefixed(f"senders.{channel}", exc)))
+    return problems
+
+
+def _prefixed(what: str, exc: Exception) -> str:
+    return str(exc) if str(exc).startswith(what) else f"{what}: {exc}"

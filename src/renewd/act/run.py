@@ -1,0 +1,373 @@
+"""`renewd run`: one day's work for real, exactly once, under the ledger lock.
+
+plan (the same as dry-run) -> guards -> every decision written to the ledger in one transaction
+-> the executor applies the outbox -> the run record says what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from renewd.act.alerts import alert_once
+from renewd.act.executor import Executor
+from renewd.act.faults import crash_point
+from renewd.act.plugins import plugin
+from renewd.config.model import Config
+from renewd.core.dates import add_months
+from renewd.core.model import Decision, Kind, Mailbox, StepKey
+from renewd.delivery.messages import variables
+from renewd.delivery.senders.base import send_window
+from renewd.delivery.templating import Renderer
+from renewd.plan.day import DayResult, Part, plan_day
+from renewd.plan.guards import first_sight, mass_hold, open_row_verdict
+from renewd.policy.model import Policy
+from renewd.snapshot.reader import taken_at
+from renewd.state.db import database_url
+from renewd.state.ledger import Ledger
+from renewd.state.lock import LockWatch, RunLock
+from renewd.state.plans import PlannedStep
+from renewd.state.runs import SnapshotInfo
+
+HELD_EXIT = 3
+HELD_SHOWN = 10  # held steps named in an alert or a run record
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    day: date
+    status: str
+    result: DayResult
+    held: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    stopped: dict[str, str] = field(default_factory=dict)
+    written: int = 0
+
+
+def open_ledger(config: Config) -> Ledger:
+    return Ledger(database_url(config.ledger, config.base))
+
+
+def run_day(
+    config: Config,
+    policy: Policy,
+    snapshot_path: Path,
+    day: date,
+    *,
+    allow_mass_deletion: bool = False,
+    wait: float = 0.0,
+) -> RunReport:
+    ledger = open_ledger(config)
+    try:
+        with RunLock(ledger.engine, wait) as lock:
+            ledger.upgrade()
+            watch = LockWatch(lock, threading.Event())
+            report = run_locked(
+                config,
+                policy,
+                ledger,
+                snapshot_path,
+                day,
+                allow_mass_deletion=allow_mass_deletion,
+                stopping=watch.stopping,
+                progress=watch,
+            )
+            if watch.lost is not None:
+                raise watch.lost
+            return report
+    finally:
+        ledger.close()
+
+
+def run_locked(
+    config: Config,
+    policy: Policy,
+    ledger: Ledger,
+    snapshot_path: Path,
+    day: date,
+    *,
+    allow_mass_deletion: bool = False,
+    stopping: threading.Event | None = None,
+    progress: Callable[[], None] | None = None,
+) -> RunReport:
+    """A run for a caller that holds the ledger lock (the daemon holds it for its whole life).
+
+    `stopping` set from another thread or a signal handler ends the run after the effects in
+    flight; `progress` is called as effects happen (the daemon's watchdog).
+    """
+    executor = _executor(config, policy, ledger)
+    if stopping is not None:
+        executor.stopping = stopping
+    if progress is not None:
+        executor.progress = progress
+    return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion)
+
+
+def _run(
+    config: Config,
+    policy: Policy,
+    ledger: Ledger,
+    executor: Executor,
+    snapshot_path: Path,
+    day: date,
+    allow_mass_deletion: bool,
+) -> RunReport:
+    ledger.close_crashed_runs()
+    run_id = ledger.start_run(day, _identity(snapshot_path), policy.digest)
+    try:
+        result = plan_day(config, policy, snapshot_path, day, ledger, keep_parts=True)
+        report = RunReport(run_id, day, "done", result)
+        try:
+            mass = "" if allow_mass_deletion else _mass(config, result, ledger.last_rows_read())
+            holds = _holds(result, mass)
+            report.held += (
+                [mass] if mass else [f"{key.mailbox_id}: {why}" for key, why in holds.items()]
+            )
+            skip = _revalidate(
+                config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
+            )
+            steps = _steps(config, policy, result, mass, holds)
+            report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
+        finally:
+            result.close()  # the plan is in the ledger now: the executor works from there
+        crash_point("after-plan")
+        report.outcomes = executor.run(skip)
+        report.stopped = dict(executor.stopped)
+        _alert_operators(config, ledger, report)
+        report.status = "held" if report.held else "done"
+    except BaseException as exc:
+        ledger.finish_run(
+            run_id, "failed", rows_read=0, rows_rejected=0, counts={}, rejected=[], message=str(exc)
+        )
+        raise
+    snapshot = result.snapshot
+    ledger.finish_run(
+        run_id,
+        report.status,
+        rows_read=snapshot.rows_read,
+        rows_rejected=snapshot.rejected,
+        counts=dict(report.outcomes),
+        rejected=[str(e) for e in snapshot.errors],
+        message=held_summary(report),
+    )
+    return report
+
+
+def held_summary(report: RunReport) -> str:
+    """What was held, short enough for an alert or a run record: thousands of mailboxes seen
+    for the first time would otherwise make one line of megabytes (the ledger has them all)."""
+    shown = "; ".join(report.held[:HELD_SHOWN])
+    more = len(report.held) - HELD_SHOWN
+    return f"{shown}; and {more} more held (renewd history MAILBOX)" if more > 0 else shown
+
+
+def _alert_operators(config: Config, ledger: Ledger, report: RunReport) -> None:
+    """Held deletions or deductions and stopped channels need a person, whoever started the run."""
+    if report.held:
+        alert_once(config, ledger, report.day, "guard-held", "held back: " + held_summary(report))
+    for channel, reason in report.stopped.items():
+        alert_once(
+            config, ledger, report.day, f"channel-stopped:{channel}", f"{channel} stopped: {reason}"
+        )
+
+
+def _revalidate(
+    config: Config, ledger: Ledger, result: DayResult, run_id: int, held: bool
+) -> set[int]:
+    """Check what earlier runs left open against today's snapshot: cancel stale, skip unsure.
+
+    Returns the ids to leave alone this run.
+    """
+    skip = set()
+    snapshot = result.snapshot
+    for row in ledger.open_rows(run_id):
+        mailbox_id = row["mailbox_id"]
+        rejected = mailbox_id in snapshot.rejected_ids or mailbox_id in snapshot.duplicates
+        verdict, reason = open_row_verdict(
+            row,
+            result.watched.get(mailbox_id),
+            rejected,
+            result.window.today,
+            config.message_ttl_days,
+            held,
+        )
+        if verdict == "cancel":
+            ledger.cancel(row["id"], reason)
+        elif verdict == "skip":
+            skip.add(row["id"])
+    return skip
+
+
+def _executor(config: Config, policy: Policy, ledger: Ledger) -> Executor:
+    """Backends and senders are set up before anything is written: bad settings stop the run."""
+
+    def make(kind: str, settings: dict[str, Any]) -> Any:
+        return plugin(kind, settings["backend"])(settings, config.base)
+
+    senders = {
+        channel: plugin("sender", settings["backend"])(settings, config.base, channel)
+        for channel, settings in config.senders.items()
+    }
+    renderer = Renderer(config.templates, config.default_locale)
+    windows = {
+        channel: send_window(settings, channel) for channel, settings in config.senders.items()
+    }
+    now = datetime.now(ZoneInfo(policy.timezone))
+    return Executor(
+        ledger,
+        make("billing", config.billing),
+        make("provisioning", config.provisioning),
+        senders,
+        renderer,
+        windows,
+        now,
+    )
+
+
+def _identity(path: Path) -> SnapshotInfo:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        pass
+    return SnapshotInfo(str(path), digest.hexdigest(), taken_at(path))
+
+
+def _sighted(result: DayResult) -> Iterator[tuple[str, date]]:
+    """Mailboxes seen expired and unrenewed today: the memory the deletion guard relies on."""
+    today = result.window.today
+    for part in result.parts():
+        for m in part.mailboxes.values():
+            if m.expires_on <= today and not part.history.cycle(m.mailbox_id, m.expires_on).renewed:
+                yield m.mailbox_id, m.expires_on
+
+
+def _mass(config: Config, result: DayResult, last_rows: int | None) -> str:
+    snapshot = result.snapshot
+    return mass_hold(
+        result.deletions, snapshot.rows_read, last_rows, config.guards, snapshot.expired
+    )
+
+
+def _holds(result: DayResult, mass: str) -> dict[StepKey, str]:
+    """Deletions renewd has not seen expired on an earlier run, in the plan's order (none to name
+    under a mass hold, which holds them all)."""
+    if mass:
+        return {}
+    today = result.window.today
+    holds = {}
+    for part in result.parts():
+        for d in part.decisions:
+            if d.kind is Kind.DELETE and not d.superseded_by:
+                reason = first_sight(part.history.first_seen(d.mailbox_id, d.cycle), today)
+                if reason:
+                    holds[d.key] = reason
+    return dict(sorted(holds.items(), key=lambda hold: (hold[0].cycle, hold[0].mailbox_id)))
+
+
+def _steps(
+    config: Config, policy: Policy, result: DayResult, mass: str, holds: dict[StepKey, str]
+) -> Iterator[PlannedStep]:
+    """The plan as ledger steps, a part at a time."""
+    for part in result.parts():
+        groups: dict[StepKey, list[Decision]] = {}
+        taken: defaultdict[str, set[StepKey]] = defaultdict(set)
+        for decision in part.decisions:
+            groups.setdefault(decision.key, []).append(decision)
+            taken[decision.mailbox_id].add(decision.key)
+        for key, members in groups.items():
+            reason = mass or holds.get(key, "")
+            yield _step(config, policy, result, part, members, reason, taken[key.mailbox_id])
+
+
+def _step(
+    config: Config,
+    policy: Policy,
+    result: DayResult,
+    part: Part,
+    members: list[Decision],
+    reason: str,
+    taken: set[StepKey],
+) -> PlannedStep:
+    """One rule's step for one mailbox as ledger rows: the lead effect, messages, fallback."""
+    key = members[0].key
+    mailbox = part.mailboxes[key.mailbox_id]
+    if members[0].superseded_by:
+        return PlannedStep(None, [_row(d, "superseded") for d in members])
+    lead = next((d for d in members if d.kind is not Kind.NOTIFY), None)
+    messages = [d for d in members if d.kind is Kind.NOTIFY]
+    rows = [
+        _row(d, "waiting" if lead else "pending", _payload(config, policy, mailbox, d))
+        for d in messages
+    ]
+    if lead is None:
+        return PlannedStep(None, rows)
+    step = PlannedStep(_row(lead, "held" if reason else "pending", error=reason), rows)
+    if lead.kind is Kind.DEDUCT and not reason:
+        step.order = {**_order(key, mailbox, lead), "backend": config.billing["backend"]}
+        step.fallback = [
+            _row(d, "standby", _payload(config, policy, mailbox, d))
+            for d in result.evaluator.declined(mailbox, result.window, part.history)
+            if d.key not in taken and not d.superseded_by and d.kind is Kind.NOTIFY
+        ]
+    return step
+
+
+def charge_key(mailbox_id: str, cycle: date) -> str:
+    """One charge per mailbox and cycle; deletions have keys of their own (`renewd:delete:...`)."""
+    return f"renewd:charge:{mailbox_id}:{cycle.isoformat()}"
+
+
+def _order(key: StepKey, mailbox: Mailbox, lead: Decision) -> dict[str, Any]:
+    """The consumption order: its key is the mailbox and cycle, so one cycle is paid once."""
+    return {
+        "idempotency_key": charge_key(key.mailbox_id, key.cycle),
+        "mailbox_id": key.mailbox_id,
+        "account_id": mailbox.account_id,
+        "cycle": key.cycle,
+        "amount": str(lead.amount),
+        "currency": lead.currency,
+        "period_from": key.cycle,
+        "period_to": add_months(key.cycle, mailbox.renewal_months),
+    }
+
+
+def _row(decision: Decision, state: str, payload: str = "{}", error: str = "") -> dict[str, Any]:
+    return {
+        "day": decision.date,
+        "mailbox_id": decision.mailbox_id,
+        "account_id": decision.account_id,
+        "rule": decision.rule,
+        "cycle": decision.cycle,
+        "step": decision.step,
+        "anchor": decision.anchor.value,
+        "kind": decision.kind.value,
+        "channel": decision.channel,
+        "template": decision.template,
+        "amount": "" if decision.amount is None else str(decision.amount),
+        "currency": decision.currency,
+        "superseded_by": decision.superseded_by,
+        "state": state,
+        "payload": payload,
+        "error": error,
+        "attempts": 0,
+        "provider_id": "",
+        "not_before": "",
+    }
+
+
+def _payload(config: Config, policy: Policy, mailbox: Mailbox, decision: Decision) -> str:
+    to = mailbox.phone if decision.channel == "sms" else mailbox.email
+    values = variables(mailbox, decision, policy, config.messages)
+    return json.dumps({"to": to, "locale": mailbox.locale, "vars": values}, ensure_ascii=False)

@@ -1,0 +1,28 @@
+"""The renewd command line: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import click
+
+from renewd.cli import preview, records, work
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="renewd")
+def main() -> None:
+    """renewd: renewal reminders, auto-renewal, grace and deletion for a hosted mail service."""
+
+
+for command in (
+    work.check,
+    preview.dry_run,
+    preview.simulate,
+    work.run,
+    records.history,
+    records.runs,
+    records.orders,
+    preview.render,
+    work.serve,
+    work.status,
+):
+    main.add_command(command)

@@ -1,0 +1,284 @@
+"""How decisions are shown: jsonl (a stable interface for scripts) and a table for people."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING, Any, TextIO
+from zoneinfo import ZoneInfo
+
+from renewd.core.dates import add_months
+from renewd.core.errors import RenewdError
+from renewd.core.model import Anchor, Decision, Kind
+from renewd.plan.evaluate import DayPlan
+from renewd.snapshot.reader import Snapshot
+
+if TYPE_CHECKING:
+    from sqlalchemy import RowMapping
+
+    from renewd.act.run import RunReport
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    """The jsonl object for one action. Keys are an interface: add, never rename."""
+    record: dict[str, Any] = {
+        "date": decision.date.isoformat(),
+        "mailbox_id": decision.mailbox_id,
+        "account_id": decision.account_id,
+        "rule": decision.rule,
+        "action": decision.kind.value,
+        "cycle": decision.cycle.isoformat(),
+        "step": decision.step,
+    }
+    if decision.kind is Kind.NOTIFY:
+        record["channel"] = decision.channel
+        record["template"] = decision.template
+    elif decision.kind is Kind.DEDUCT:
+        record["amount"] = str(decision.amount)
+        record["currency"] = decision.currency
+    return record
+
+
+LINE_BREAKS = re.compile("[\u2028\u2029\x85]")
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One record, one line, whatever a consumer counts as a line break (str.splitlines too)."""
+    text = _ENCODER.encode(record)
+    return LINE_BREAKS.sub(lambda found: f"\\u{ord(found[0]):04x}", text) + "\n"
+
+
+def write_jsonl(plans: Iterable[DayPlan], out: TextIO) -> None:
+    """Only actions that would be taken; superseded ones are a table-mode explanation."""
+    for plan in plans:
+        for decision in plan.decisions:
+            if not decision.superseded_by:
+                out.write(json_line(decision_record(decision)))
+
+
+def step_label(decision: Decision) -> str:
+    return label(decision.anchor.value, decision.step)
+
+
+def label(anchor: str, step: int) -> str:
+    """D-30, D, D+7; domain D-7 for steps counted from the domain's expiry."""
+    prefix = "domain " if anchor == Anchor.DOMAIN.value else ""
+    return f"{prefix}D{step:+d}" if step else f"{prefix}D"
+
+
+def _detail(decision: Decision) -> str:
+    if decision.kind is Kind.NOTIFY:
+        return f"{decision.channel}:{decision.template}"
+    if decision.kind is Kind.DEDUCT:
+        return f"{decision.amount} {decision.currency}"
+    return ""
+
+
+HEADER = ("DATE", "MAILBOX", "ACCOUNT", "RULE", "STEP", "ACTION", "DETAIL", "NOTE")
+
+
+def write_table(plans: Iterable[DayPlan], out: TextIO) -> list[DayPlan]:
+    """Aligned columns, superseded steps included and marked; returns the plans for the summary."""
+    seen = []
+    rows: list[tuple[str, ...]] = [HEADER]
+    for plan in plans:
+        seen.append(plan)
+        for decision in plan.decisions:
+            note = f"superseded by {decision.superseded_by}" if decision.superseded_by else ""
+            rows.append(
+                (
+                    decision.date.isoformat(),
+                    decision.mailbox_id,
+                    decision.account_id,
+                    decision.rule,
+                    step_label(decision),
+                    decision.kind.value,
+                    _detail(decision),
+                    note,
+                )
+            )
+    write_rows(rows, out)
+    if len(rows) == 1:
+        out.write("(no actions)\n")
+    return seen
+
+
+def summary(plans: Iterable[DayPlan], snapshot: Snapshot) -> str:
+    """Counts per rule and action, rows read and rejected: the stderr footer of table mode."""
+    taken: Counter[tuple[str, str]] = Counter()
+    superseded: Counter[str] = Counter()
+    for plan in plans:
+        for d in plan.decisions:
+            if d.superseded_by:
+                superseded[d.rule] += 1
+            else:
+                taken[(d.rule, d.kind.value + (f":{d.channel}" if d.channel else ""))] += 1
+    lines = [f"rows read: {snapshot.rows_read}, rejected: {snapshot.rejected}"]
+    for (rule, action), count in sorted(taken.items()):
+        lines.append(f"  {rule:<22} {action:<14} {count}")
+    for rule, count in sorted(superseded.items()):
+        lines.append(f"  {rule:<22} {'superseded':<14} {count}")
+    if not taken and not superseded:
+        lines.append("  no actions")
+    return "\n".join(lines)
+
+
+def row_errors(snapshot: Snapshot) -> list[str]:
+    lines = [str(error) for error in snapshot.errors]
+    hidden = snapshot.rejected - len(snapshot.errors)
+    if hidden > 0:
+        lines.append(f"{snapshot.path}: ... and {hidden} more rejected rows")
+    return lines
+
+
+def write_rows(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    """Left-aligned columns, the first row being the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            + "\n"
+        )
+
+
+SHOWN = ("pending", "sending", "waiting", "done", "failed", "held")
+
+
+def write_outcomes(rows: Iterable[RowMapping], out: TextIO) -> None:
+    """`run --format jsonl`: the dry-run records plus what became of each action."""
+    for row in rows:
+        if row["state"] not in SHOWN:
+            continue
+        record: dict[str, Any] = {
+            "date": row["day"].isoformat(),
+            "mailbox_id": row["mailbox_id"],
+            "account_id": row["account_id"],
+            "rule": row["rule"],
+            "action": row["kind"],
+            "cycle": row["cycle"].isoformat(),
+            "step": row["step"],
+        }
+        if row["kind"] == Kind.NOTIFY.value:
+            record.update(channel=row["channel"], template=row["template"])
+        elif row["kind"] == Kind.DEDUCT.value:
+            record.update(amount=row["amount"], currency=row["currency"])
+        record.update(outcome=row["state"], provider_id=row["provider_id"], error=row["error"])
+        out.write(json_line(record))
+
+
+def run_summary(report: RunReport) -> list[str]:
+    snapshot = report.result.snapshot
+    lines = [
+        f"run {report.run_id} for {report.day}: {report.status}",
+        f"rows read: {snapshot.rows_read}, rejected: {snapshot.rejected}; "
+        f"ledger rows written: {report.written}",
+    ]
+    lines += [f"  {key:<28} {count}" for key, count in sorted(report.outcomes.items())]
+    if not report.outcomes:
+        lines.append("  nothing to do")
+    lines += [f"held: {reason}" for reason in report.held]
+    lines += [f"stopped {channel}: {reason}" for channel, reason in sorted(report.stopped.items())]
+    lines += row_errors(snapshot)
+    return lines
+
+
+def history_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
+    table: list[tuple[str, ...]] = [
+        ("DAY", "RULE", "CYCLE", "STEP", "ACTION", "STATE", "TRIES", "PROVIDER ID / ERROR")
+    ]
+    for row in rows:
+        action = row["kind"] + (f":{row['channel']}" if row["channel"] else "")
+        note = (
+            row["error"]
+            or row["provider_id"]
+            or (f"superseded by {row['superseded_by']}" if row["superseded_by"] else "")
+        )
+        table.append(
+            (
+                row["day"].isoformat(),
+                row["rule"],
+                row["cycle"].isoformat(),
+                label(row["anchor"], row["step"]),
+                action,
+                row["state"],
+                str(row["attempts"]),
+                note,
+            )
+        )
+    return table
+
+
+def run_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
+    table: list[tuple[str, ...]] = [
+        ("RUN", "DAY", "STATUS", "STARTED", "ROWS", "REJECTED", "OUTCOMES", "MESSAGE")
+    ]
+    for row in rows:
+        counts = json.loads(row["counts"] or "{}")
+        outcome = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"
+        table.append(
+            (
+                str(row["id"]),
+                row["day"].isoformat(),
+                row["status"],
+                row["started_at"][:19],
+                str(row["rows_read"]),
+                str(row["rows_rejected"]),
+                outcome,
+                row["message"],
+            )
+        )
+    return table
+
+
+ORDER_COLUMNS = (
+    "order_id",
+    "charged_at",
+    "account_id",
+    "mailbox_id",
+    "amount",
+    "currency",
+    "period_from",
+    "period_to",
+    "idempotency_key",
+    "reference",
+)
+
+
+def order_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
+    return [ORDER_COLUMNS, *(tuple(_order_cell(row, c) for c in ORDER_COLUMNS) for row in rows)]
+
+
+def write_orders_csv(rows: Iterable[RowMapping], out: TextIO) -> None:
+    """CSV for invoicing; cells a spreadsheet would run as a formula are defused with a quote."""
+    writer = csv.writer(out)
+    writer.writerow(ORDER_COLUMNS)
+    for row in rows:
+        writer.writerow([_defuse(_order_cell(row, column)) for column in ORDER_COLUMNS])
+
+
+def _order_cell(row: RowMapping, column: str) -> str:
+    value = row["id"] if column == "order_id" else row[column]
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _defuse(cell: str) -> str:
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def month_bounds(month: str, timezone: str) -> tuple[str, str]:
+    """[start, end) of a calendar month in the policy timezone, as UTC ISO strings."""
+    try:
+        first = datetime.strptime(month + "-01", "%Y-%m-%d").date()
+    except ValueError:
+        raise RenewdError(f"--month must look like 2026-11, not {month!r}") from None
+    after = add_months(first, 1)
+    zone = ZoneInfo(timezone)
+    start, end = (
+        datetime.combine(d, time(), zone).astimezone(UTC).isoformat() for d in (first, after)
+    )
+    return start, end

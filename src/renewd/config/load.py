@@ -1,0 +1,197 @@
+"""Reading the operator's config file into a Config, with every problem as `file:line`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from renewd.config.model import Config, GuardSettings, MessageSettings, ServeSettings
+from renewd.config.yamlsrc import LocatedMap, Reader, load_yaml
+from renewd.core.errors import Problem, ProblemsError
+
+DEFAULT_PATH = Path("config.yaml")
+ENV_VAR = "RENEWD_CONFIG"
+
+
+def config_path(given: str | None) -> Path:
+    return Path(given or os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def _text(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, str) and value:
+        return value
+    r.problem(line, f"{key} must be a non-empty string")
+    return None
+
+
+def _locales(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, list) and value and all(isinstance(x, str) for x in value):
+        return tuple(value)
+    r.problem(line, "locales must be a list such as [en, zh-CN]")
+    return None
+
+
+def _days(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 366:
+        return value
+    r.problem(line, f"{key} must be a whole number from 0 to 366")
+    return None
+
+
+def _backend(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, LocatedMap) and isinstance(value.get("backend"), str):
+        return dict(value)
+    r.problem(line, f"{key} must be a mapping with a 'backend' name, such as {{backend: ledger}}")
+    return None
+
+
+def _senders(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "senders")
+    if node is None:
+        return None
+    r.known_keys(node, ("email", "sms"), "senders")
+    found = {name: _backend(r, node[name], node.lines[name], f"senders.{name}") for name in node}
+    return None if None in found.values() else found
+
+
+def _guards(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "guards")
+    if node is None:
+        return None
+    shares = ("max_deletion_share", "max_shrink_share", "max_expired_share")
+    r.known_keys(node, (*shares, "min_deletions"), "guards")
+    values: dict[str, Any] = {}
+    for name in shares:
+        if name in node:
+            try:
+                share = Decimal(str(node[name]))
+            except InvalidOperation:
+                share = Decimal(-1)
+            if not 0 <= share <= 1:
+                r.problem(
+                    node.lines[name], f"guards.{name} must be a share from 0 to 1 (0.01 is 1%)"
+                )
+            values[name] = share
+    if "min_deletions" in node:
+        if not isinstance(node["min_deletions"], int) or node["min_deletions"] < 0:
+            r.problem(
+                node.lines["min_deletions"], "guards.min_deletions must be a whole number >= 0"
+            )
+        values["min_deletions"] = node["min_deletions"]
+    return GuardSettings(**values)
+
+
+def _messages(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "messages")
+    if node is None:
+        return None
+    r.known_keys(node, ("brand", "renewal_url", "sms_max_segments"), "messages")
+    values = {
+        k: _text(r, node[k], node.lines[k], f"messages.{k}")
+        for k in node
+        if k != "sms_max_segments"
+    }
+    if "sms_max_segments" in node:
+        segments = node["sms_max_segments"]
+        if not isinstance(segments, int) or isinstance(segments, bool) or not 1 <= segments <= 10:
+            r.problem(
+                node.lines["sms_max_segments"], "messages.sms_max_segments must be from 1 to 10"
+            )
+        values["sms_max_segments"] = segments
+    url = values.get("renewal_url") or MessageSettings.renewal_url
+    if "{mailbox_id}" not in url:
+        r.problem(
+            node.lines.get("renewal_url", node.line),
+            "messages.renewal_url must contain {mailbox_id}",
+        )
+    return MessageSettings(**values)
+
+
+SERVE_TIMES = ("run_at", "snapshot_deadline")
+SERVE_SECONDS = (
+    "snapshot_poll_seconds",
+    "resume_interval_seconds",
+    "reload_poll_seconds",
+    "stop_timeout_seconds",
+    "overdue_hours",
+)
+
+
+def _serve(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "serve")
+    if node is None:
+        return None
+    r.known_keys(node, (*SERVE_TIMES, *SERVE_SECONDS, "listen", "alert_to"), "serve")
+    values: dict[str, Any] = {}
+    for name in node:
+        parsed = _serve_value(r, name, node[name], node.lines[name])
+        if parsed is not None:
+            values[name] = parsed
+    return ServeSettings(**values)
+
+
+def _serve_value(r: Reader, name: str, item: Any, where: int) -> Any:
+    if name in SERVE_TIMES:
+        try:
+            return time.fromisoformat(str(item))
+        except ValueError:
+            r.problem(where, f"serve.{name} must be a time such as 02:00")
+            return None
+    if name in SERVE_SECONDS:
+        if isinstance(item, int | float) and not isinstance(item, bool) and item > 0:
+            return float(item)
+        r.problem(where, f"serve.{name} must be a positive number")
+        return None
+    if name == "alert_to":
+        if isinstance(item, list) and all(isinstance(a, str) and "@" in a for a in item):
+            return tuple(item)
+        r.problem(where, "serve.alert_to must be a list of email addresses")
+        return None
+    return str(item)
+
+
+Parser = Callable[[Reader, Any, int, str], Any]
+KEYS: dict[str, Parser] = {
+    "rules": _text,
+    "snapshot": _text,
+    "templates": _text,
+    "default_locale": _text,
+    "locales": _locales,
+    "catch_up_days": _days,
+    "message_ttl_days": _days,
+    "ledger": _text,
+    "billing": _backend,
+    "provisioning": _backend,
+    "senders": _senders,
+    "guards": _guards,
+    "messages": _messages,
+    "serve": _serve,
+}
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config; relative paths in it are relative to the file itself."""
+    if not path.is_file():
+        hint = f" (pass --config, or set ${ENV_VAR}; config.example.yaml is a start)"
+        raise ProblemsError([Problem(str(path), 0, f"config file not found{hint}")])
+    r = Reader(path)
+    node = r.mapping(load_yaml(path), 1, "the config")
+    if node is None:
+        raise ProblemsError(r.problems)
+    r.known_keys(node, KEYS, "the config")
+    values = {key: KEYS[key](r, node[key], node.lines[key], key) for key in node if key in KEYS}
+    if "rules" not in node:
+        r.problem(node.line, "the config needs 'rules' (a directory of policy files)")
+    if values.get("default_locale", "en") not in values.get("locales", Config.locales):
+        r.problem(
+            node.lines.get("default_locale", node.line), "default_locale must be one of locales"
+        )
+    r.raise_if_any()
+    values["rules"] = path.parent / values["rules"]
+    if "templates" in values:
+        values["templates"] = path.parent / values["templates"]
+    return Config(path=path, **values)

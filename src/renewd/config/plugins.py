@@ -1,0 +1,60 @@
+"""What every backend's and sender's settings share: known keys only, and secrets that come from
+the environment or a file, never from the config, and are never shown."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from renewd.core.errors import RenewdError
+
+
+class SettingsError(RenewdError):
+    """A backend's or sender's settings in the config are wrong."""
+
+
+def known_settings(settings: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(settings) - set(allowed) - {"backend", "window"})
+    if unknown:
+        raise SettingsError(
+            f"{what}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(allowed)})"
+        )
+
+
+class Secret:
+    """A credential that prints as its source, never as its value."""
+
+    def __init__(self, value: str, source: str) -> None:
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"**** (from {self.source})"
+
+    __str__ = __repr__
+
+
+def secret(settings: dict[str, Any], name: str, what: str, base: Path) -> Secret:
+    """`<name>_env: VAR` or `<name>_file: path`; an inline value is refused, not used."""
+    if name in settings:
+        raise SettingsError(
+            f"{what}: do not write {name} into the config; name an environment variable "
+            f"({name}_env) or a file ({name}_file) that holds it"
+        )
+    variable, file = settings.get(f"{name}_env"), settings.get(f"{name}_file")
+    if isinstance(variable, str) and variable:
+        value = os.environ.get(variable, "")
+        if not value:
+            raise SettingsError(f"{what}: environment variable {variable} is not set")
+        return Secret(value, f"${variable}")
+    if isinstance(file, str) and file:
+        path = base / file
+        try:
+            return Secret(path.read_text(encoding="utf-8").strip(), str(path))
+        except OSError as exc:
+            raise SettingsError(f"{what}: cannot read {name}_file {path}: {exc.strerror}") from exc
+    raise SettingsError(f"{what}: needs {name}_env or {name}_file")

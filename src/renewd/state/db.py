@@ -1,0 +1,149 @@
+"""The ledger's database: opening it (SQLite or PostgreSQL), its schema version, shared helpers.
+
+Written through SQLAlchemy Core with nothing dialect-specific in the queries, so the same code
+runs on SQLite (the default, one file with owner-only permissions) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select
+from sqlalchemy.engine import make_url
+
+from renewd.core.errors import RenewdError
+from renewd.state.schema import MIGRATIONS, SCHEMA_VERSION, meta, metadata
+
+BATCH = 500
+
+LIVE_ORDER = ("pending", "charged")
+
+OPEN_ACTION = ("pending", "sending")
+
+
+class SchemaError(RenewdError):
+    """The database holds a schema this renewd cannot use."""
+
+
+def utcnow() -> str:
+    return stamp(datetime.now(UTC))
+
+
+def stamp(moment: datetime) -> str:
+    """UTC, always with microseconds, so that stored times compare correctly as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def database_url(setting: str, base: Path) -> str:
+    """A URL as given, or a path (relative to the config) meaning a SQLite file."""
+    if "://" in setting:
+        return setting
+    return f"sqlite:///{(base / setting).resolve()}"
+
+
+class Database:
+    """A connection to the ledger's database and its schema; the parts of the Ledger build on it.
+
+    `readonly` opens an existing ledger without writing anything to it.
+    """
+
+    def __init__(self, url: str, readonly: bool = False) -> None:
+        parsed = make_url(url)
+        sqlite = parsed.get_backend_name() == "sqlite" and bool(parsed.database)
+        if sqlite and not readonly:
+            _create_private(Path(str(parsed.database)))
+        if sqlite and readonly:
+            url = f"sqlite:///file:{parsed.database}?mode=ro&uri=true"
+        self.engine: Engine = create_engine(url)
+        if sqlite:
+            event.listen(self.engine, "connect", _sqlite_readonly if readonly else _sqlite_pragmas)
+
+    @classmethod
+    def existing(cls, url: str) -> Self | None:
+        """The ledger for reading, or None when nothing has created it yet."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and not Path(str(parsed.database)).exists():
+            return None
+        ledger = cls(url, readonly=True)
+        if ledger.version() is None:
+            ledger.close()
+            return None
+        ledger.require_schema()
+        return ledger
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def version(self) -> int | None:
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(meta.name):
+                return None
+            value = conn.execute(
+                select(meta.c.value).where(meta.c.key == "schema_version")
+            ).scalar()
+            return int(value) if value is not None else None
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema in place; call it while holding the run lock."""
+        version = self.version()
+        if version is not None and version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the ledger has schema version {version}, newer than this renewd knows "
+                f"({SCHEMA_VERSION}); upgrade renewd, or point it at another ledger"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.engine.begin() as conn:
+            if version is None:
+                metadata.create_all(conn)
+            else:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[step](conn)
+            conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+            conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+    def require_schema(self) -> None:
+        """For read-only commands: refuse a ledger that `run` has not created or upgraded."""
+        version = self.version()
+        if version is None:
+            raise SchemaError("the ledger is empty: nothing has run yet")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"the ledger has schema version {version}; this renewd uses {SCHEMA_VERSION}"
+            )
+
+
+def new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # noqa: S101 - every table here has an integer primary key
+    return int(key[0])
+
+
+def chunks(values: Collection[str]) -> Iterator[list[str]]:
+    items = sorted(values)
+    for start in range(0, len(items), BATCH):
+        yield items[start : start + BATCH]
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file owner-only before SQLite does it with the process umask."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _sqlite_readonly(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """The default rollback journal, not WAL: a read-only reader (dry-run) then creates no files."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=DELETE")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
