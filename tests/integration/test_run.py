@@ -10,11 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 
 from peers.backend import BackendPeer
 from renewd.state.lock import RunLock
-from renewd.state.schema import meta
+from renewd.state.schema import SCHEMA_VERSION, cycle_starts, meta, orders
 
 from support import Project, csv_row
 
@@ -407,14 +407,20 @@ def test_an_older_schema_is_upgraded_in_place(project: Project) -> None:
     ledger = project.ledger()
     with ledger.engine.begin() as conn:  # make it look like a version 1 ledger, with its history
         conn.execute(text("DROP TABLE alerts"))
+        conn.execute(text("DROP TABLE cycle_starts"))
+        conn.execute(text("ALTER TABLE orders DROP COLUMN anchor_day"))
+        conn.execute(text("ALTER TABLE orders DROP COLUMN renewed_on"))
         conn.execute(update(meta).values(value="1"))
     ledger.close()
     assert project.run(days(1)).returncode == 0
     ledger = project.ledger()
     try:
-        assert ledger.version() == 2
+        assert ledger.version() == SCHEMA_VERSION
         assert ledger.alert_once(DAY, "probe", "the table exists again")
         assert len(ledger.runs(5)) == 2  # the history survived
+        with ledger.engine.connect() as conn:
+            assert conn.execute(select(cycle_starts.c.began)).all() == []
+            assert conn.execute(select(orders.c.anchor_day)).all() == []
     finally:
         ledger.close()
 

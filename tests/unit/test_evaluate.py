@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from renewd.core.facts import CycleState
+from renewd.core.cycles import CycleState
 from renewd.core.history import MemoryHistory
 from renewd.core.model import Kind, Mailbox, StepKey
 from renewd.plan.evaluate import DayPlan, Evaluator

@@ -24,6 +24,7 @@ from renewd.act.plugins import plugin
 from renewd.config.model import Config
 from renewd.core.dates import add_months
 from renewd.core.model import Decision, Kind, Mailbox, StepKey
+from renewd.core.money import Funds
 from renewd.delivery.messages import variables
 from renewd.delivery.senders.base import send_window
 from renewd.delivery.templating import Renderer
@@ -136,7 +137,9 @@ def _run(
                 config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
             )
             steps = _steps(config, policy, result, mass, holds)
-            report.written = ledger.record_plan(run_id, steps, _sighted(result), day)
+            report.written = ledger.record_plan(
+                run_id, steps, _sighted(result), day, _began(result)
+            )
         finally:
             result.close()  # the plan is in the ledger now: the executor works from there
         crash_point("after-plan")
@@ -244,6 +247,12 @@ def _identity(path: Path) -> SnapshotInfo:
     return SnapshotInfo(str(path), digest.hexdigest(), taken_at(path))
 
 
+def _began(result: DayResult) -> Iterator[tuple[tuple[str, date], date]]:
+    """Cycles renewed elsewhere that this run saw first: the day each began must not move."""
+    for part in result.parts():
+        yield from part.history.began_now().items()
+
+
 def _sighted(result: DayResult) -> Iterator[tuple[str, date]]:
     """Mailboxes seen expired and unrenewed today: the memory the deletion guard relies on."""
     today = result.window.today
@@ -306,19 +315,25 @@ def _step(
     if members[0].superseded_by:
         return PlannedStep(None, [_row(d, "superseded") for d in members])
     lead = next((d for d in members if d.kind is not Kind.NOTIFY), None)
+    free = lead is not None and lead.kind is Kind.DEDUCT and lead.amount == 0 and not reason
     messages = [d for d in members if d.kind is Kind.NOTIFY]
     rows = [
-        _row(d, "waiting" if lead else "pending", _payload(config, policy, mailbox, d))
+        _row(d, "waiting" if lead and not free else "pending", _payload(config, policy, mailbox, d))
         for d in messages
     ]
     if lead is None:
         return PlannedStep(None, rows)
-    step = PlannedStep(_row(lead, "held" if reason else "pending", error=reason), rows)
+    state = "held" if reason else "done" if free else "pending"
+    step = PlannedStep(_row(lead, state, error=reason), rows)
     if lead.kind is Kind.DEDUCT and not reason:
         step.order = {**_order(key, mailbox, lead), "backend": config.billing["backend"]}
+        if free:  # renewed at no charge: never billed, never invoiced
+            step.order["state"] = "free"
+            return step
+        funds = lead.funds or Funds(mailbox.balance)
         step.fallback = [
-            _row(d, "standby", _payload(config, policy, mailbox, d))
-            for d in result.evaluator.declined(mailbox, result.window, part.history)
+            _row(d, "standby", _payload(config, policy, mailbox, d, declined=True))
+            for d in result.evaluator.declined(mailbox, result.window, part.history, funds)
             if d.key not in taken and not d.superseded_by and d.kind is Kind.NOTIFY
         ]
     return step
@@ -330,7 +345,8 @@ def charge_key(mailbox_id: str, cycle: date) -> str:
 
 
 def _order(key: StepKey, mailbox: Mailbox, lead: Decision) -> dict[str, Any]:
-    """The consumption order: its key is the mailbox and cycle, so one cycle is paid once."""
+    """The consumption order: its key is the mailbox and cycle, so one cycle is paid once. Its
+    paid period ends where the cycle model moves the expiry, on the cycle's anchor day."""
     return {
         "idempotency_key": charge_key(key.mailbox_id, key.cycle),
         "mailbox_id": key.mailbox_id,
@@ -339,7 +355,9 @@ def _order(key: StepKey, mailbox: Mailbox, lead: Decision) -> dict[str, Any]:
         "amount": str(lead.amount),
         "currency": lead.currency,
         "period_from": key.cycle,
-        "period_to": add_months(key.cycle, mailbox.renewal_months),
+        "period_to": lead.next_expiry or add_months(key.cycle, mailbox.renewal_months),
+        "anchor_day": lead.anchor_day or None,
+        "renewed_on": lead.date,
     }
 
 
@@ -367,7 +385,9 @@ def _row(decision: Decision, state: str, payload: str = "{}", error: str = "") -
     }
 
 
-def _payload(config: Config, policy: Policy, mailbox: Mailbox, decision: Decision) -> str:
+def _payload(
+    config: Config, policy: Policy, mailbox: Mailbox, decision: Decision, declined: bool = False
+) -> str:
     to = mailbox.phone if decision.channel == "sms" else mailbox.email
-    values = variables(mailbox, decision, policy, config.messages)
+    values = variables(mailbox, decision, policy, config.messages, declined)
     return json.dumps({"to": to, "locale": mailbox.locale, "vars": values}, ensure_ascii=False)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from renewd.core.cycles import CycleState
 from renewd.core.model import Mailbox
 
 # The engine compares numbers as JSON numbers; money is passed as integers of 1/10000 of a
@@ -40,14 +40,6 @@ FACTS: dict[str, FactType] = {
     "locale": FactType.STR,
     "currency": FactType.STR,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CycleState:
-    """What the ledger knows about the mailbox's current cycle (one `expires_on` value)."""
-
-    renewed: bool = False
-    reminded: bool = False
 
 
 def derive(

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from renewd.core.facts import CycleState
+from renewd.core.cycles import CycleState
 from renewd.core.model import Anchor, Decision, Kind, StepKey
 
 
@@ -22,13 +22,18 @@ class History(Protocol):
         """True when this step was taken or superseded before: it is never done again."""
 
     def cycle(self, mailbox_id: str, cycle: date) -> CycleState:
-        """Whether the mailbox was already renewed or reminded in the cycle ending on `cycle`."""
+        """What is known of the mailbox's cycle ending on `cycle`: renewed or reminded in it,
+        and, when renewd renewed into it or saw it begin late, its anchor day and start."""
 
     def unseen_debits(self, account_id: str) -> Decimal:
         """renewd's own deductions that the snapshot's balance cannot include yet."""
 
     def first_seen(self, mailbox_id: str, cycle: date) -> date | None:
         """The first day renewd saw the mailbox expired and unrenewed in this cycle."""
+
+    def began_now(self) -> Mapping[tuple[str, date], date]:
+        """Cycles renewed elsewhere that this history saw for the first time, with the day: a run
+        keeps them, so that the day a cycle began does not move."""
 
 
 class Past(Protocol):
@@ -44,6 +49,7 @@ class Past(Protocol):
         account_ids: Collection[str],
         snapshot_time: datetime,
         visible_expiry: Mapping[str, date],
+        today: date,
     ) -> History:
         """What earlier runs did to these mailboxes and accounts."""
 
@@ -55,13 +61,15 @@ class MemoryHistory:
         self._done: set[StepKey] = set()
         self._renewed: set[tuple[str, date]] = set()
         self._reminded: set[tuple[str, date]] = set()
+        self._renewals: dict[tuple[str, date], tuple[int, date]] = {}  # new cycle: anchor, start
 
     def done(self, key: StepKey) -> bool:
         return key in self._done
 
     def cycle(self, mailbox_id: str, cycle: date) -> CycleState:
         key = (mailbox_id, cycle)
-        return CycleState(renewed=key in self._renewed, reminded=key in self._reminded)
+        anchor_day, began = self._renewals.get(key, (None, None))
+        return CycleState(key in self._renewed, key in self._reminded, anchor_day, began)
 
     def unseen_debits(self, account_id: str) -> Decimal:
         """Nothing: the simulator lowers the balance itself when it applies a deduction."""
@@ -70,6 +78,10 @@ class MemoryHistory:
     def first_seen(self, mailbox_id: str, cycle: date) -> date | None:
         """The simulator keeps no sightings: it applies no deletion guard."""
         return None
+
+    def began_now(self) -> Mapping[tuple[str, date], date]:
+        """Nothing: the simulator makes every renewal itself."""
+        return {}
 
     def record(self, decisions: Iterable[Decision]) -> None:
         """Mark decisions done: taken and superseded steps alike."""
@@ -80,5 +92,11 @@ class MemoryHistory:
             key = (decision.mailbox_id, decision.cycle)
             if decision.kind is Kind.DEDUCT:
                 self._renewed.add(key)
+                if decision.next_expiry is not None:
+                    began = max(decision.cycle, decision.date)
+                    self._renewals[decision.mailbox_id, decision.next_expiry] = (
+                        decision.anchor_day,
+                        began,
+                    )
             elif decision.kind is Kind.NOTIFY:
                 self._reminded.add(key)

@@ -9,6 +9,8 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any, TypeVar
 
+from renewd.core.money import Funds
+
 T = TypeVar("T")
 
 
@@ -59,6 +61,7 @@ class Mailbox:
     domain: str
     domain_via_provider: bool
     domain_expires_on: datetime.date | None
+    anchor_day: int | None = None  # the day of the month renewals land on, when the export knows it
     line: int = 0
 
     def anchor_date(self, anchor: Anchor) -> datetime.date | None:
@@ -98,6 +101,9 @@ class Decision:
     amount: Decimal | None = None
     currency: str = ""
     superseded_by: str = ""
+    funds: Funds | None = None  # the account's money as this mailbox saw it (expiry rules)
+    next_expiry: datetime.date | None = None  # where a renewal of this cycle moves expires_on
+    anchor_day: int = 0  # the day of the month that renewal is anchored on
 
     @property
     def key(self) -> StepKey:

@@ -6,11 +6,14 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from renewd.config.model import MessageSettings
-from renewd.core.dates import add_months, format_date
+from renewd.core.cycles import CycleState, cycle_of
+from renewd.core.dates import format_date
 from renewd.core.errors import RenewdError, suggest
 from renewd.core.model import Decision, Kind, Mailbox
+from renewd.core.money import Funds
 from renewd.policy.model import Policy, Rule
 
 if TYPE_CHECKING:  # Jinja is loaded only by the commands that render
@@ -26,24 +29,39 @@ def money(amount: Decimal, currency: str) -> str:
 
 
 def variables(
-    mailbox: Mailbox, decision: Decision, policy: Policy, messages: MessageSettings
+    mailbox: Mailbox,
+    decision: Decision,
+    policy: Policy,
+    messages: MessageSettings,
+    declined: bool = False,
 ) -> dict[str, Any]:
-    """Everything a template may use; only these names exist (templates render strictly)."""
+    """Everything a template may use; only these names exist (templates render strictly).
+
+    The money is what the decision saw (one model for deciding and telling): `balance` is what
+    the account holds once the charges before this one are made, `committed` what renewals of
+    the same account due earlier will take of it. `declined`: billing refused the charge, so no
+    balance figure explains the failure. Dates of a renewal come from the cycle model, anchored.
+    """
     locale, day = mailbox.locale, decision.date
     deletion_on = mailbox.expires_on + timedelta(days=policy.deletion_after or 0)
     domain_day = mailbox.domain_expires_on
-    fee, balance = mailbox.renewal_fee, mailbox.balance
+    fee, currency = mailbox.renewal_fee, mailbox.currency
+    funds = decision.funds or Funds(mailbox.balance)
+    next_expiry = decision.next_expiry or cycle_of(mailbox, CycleState()).next_end
+    auto_days = policy.auto_renew_days
+    one_day = timedelta(days=1)
     return {
         "brand": messages.brand,
         "mailbox": mailbox.mailbox_id,
         "account_id": mailbox.account_id,
         "edition": mailbox.edition,
+        "is_paid": mailbox.edition in policy.paid_editions,
         "domain": mailbox.domain,
         "locale": locale,
         "expires_on": format_date(mailbox.expires_on, locale),
-        "new_expires_on": format_date(
-            add_months(mailbox.expires_on, mailbox.renewal_months), locale
-        ),
+        "last_day": format_date(mailbox.expires_on - one_day, locale),
+        "new_expires_on": format_date(next_expiry, locale),
+        "new_last_day": format_date(next_expiry - one_day, locale),
         "deletion_on": format_date(deletion_on, locale)
         if policy.deletion_after is not None
         else "",
@@ -52,14 +70,23 @@ def variables(
         "days_since_expiry": (day - mailbox.expires_on).days,
         "days_to_deletion": (deletion_on - day).days,
         "domain_days_left": (domain_day - day).days if domain_day else 0,
-        "fee": money(fee, mailbox.currency),
-        "balance": money(balance, mailbox.currency),
-        "balance_after": money(balance - fee, mailbox.currency),
-        "shortfall": money(max(fee - balance, Decimal(0)), mailbox.currency),
-        "renewal_url": messages.renewal_url.format(
-            mailbox_id=mailbox.mailbox_id, account_id=mailbox.account_id
-        ),
         "auto_renew": mailbox.auto_renew,
+        "auto_renew_days": auto_days or 0,
+        "auto_renew_on": format_date(mailbox.expires_on - auto_days * one_day, locale)
+        if auto_days
+        else "",
+        "fee": money(fee, currency),
+        "free": fee == 0,
+        "balance": money(funds.balance, currency),
+        "committed": money(funds.committed, currency),
+        "has_committed": funds.committed > 0,
+        "balance_after": money(funds.balance - fee, currency),
+        "shortfall": money(funds.shortfall(fee), currency),
+        "declined": declined,
+        "renewal_url": messages.renewal_url.format(
+            mailbox_id=quote(mailbox.mailbox_id, safe=""),
+            account_id=quote(mailbox.account_id, safe=""),
+        ),
     }
 
 
@@ -89,12 +116,22 @@ def sample_mailbox(locale: str) -> Mailbox:
 
 
 def sample_decision(rule: Rule, mailbox: Mailbox) -> Decision:
-    """The rule's first step for the mailbox, dated on the day that step falls."""
+    """The rule's first step for the mailbox, dated on the day that step falls; a rule that
+    deducts is shown paid from a balance that covers the fee."""
     step = min(rule.steps)
     anchor = mailbox.anchor_date(rule.anchor) or mailbox.expires_on
     day = anchor + timedelta(days=step)
+    balance = mailbox.balance + (mailbox.renewal_fee if rule.deduct else 0)
     return Decision(
-        day, mailbox.mailbox_id, mailbox.account_id, rule.id, anchor, step, Kind.NOTIFY, rule.anchor
+        day,
+        mailbox.mailbox_id,
+        mailbox.account_id,
+        rule.id,
+        anchor,
+        step,
+        Kind.NOTIFY,
+        rule.anchor,
+        funds=Funds(balance),
     )
 
 

@@ -206,8 +206,8 @@ def plan_day(
         history: History = MemoryHistory()
         if ledger is not None:
             accounts = {m.account_id for m in group}
-            history = ledger.history(mailboxes.keys(), accounts, moment, visible)
-        plan = evaluator.plan(group, window, history)
+            history = ledger.history(mailboxes.keys(), accounts, moment, visible, day)
+        plan = evaluator.plan(group, window, history, snapshot.conflicting_accounts)
         result.add(Part(mailboxes, history, list(plan.decisions)))
     if candidates.spill is not None:
         candidates.spill.close()

@@ -6,15 +6,17 @@ Nothing here reads files, clocks or databases; dry-run, simulate and run all cal
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import partial
 
+from renewd.core.cycles import Cycle, CycleState, cycle_of
 from renewd.core.facts import derive
 from renewd.core.history import History
 from renewd.core.model import Anchor, Decision, Kind, Mailbox, StepKey
+from renewd.core.money import Funds, Purse
 from renewd.policy.engine import Engine
 from renewd.policy.model import Policy, Rule
 
@@ -71,10 +73,19 @@ class Evaluator:
         self.engine = Engine(policy)
         self._rules = {rule.id: rule for rule in policy.rules}
         self._steps = {anchor: policy.steps(anchor) for anchor in Anchor}
-        # The day before each deletion step, too: the deletion guard wants renewd to have seen the
-        # mailbox expired on an earlier run, so it must be read on that day.
+        self._deducts = [r for r in policy.rules if r.deduct and r.anchor is Anchor.EXPIRY]
+        # Mailboxes read beyond those on a step: the day before each deletion step (the deletion
+        # guard wants renewd to have seen the mailbox expired on an earlier run), and every
+        # expiry up to the furthest day a rule that reads the balance looks ahead (a renewal due
+        # before such a step takes its fee first, so its mailbox must be read to know it).
         eve = {step - 1 for rule in policy.rules if rule.delete for step in rule.steps}
-        self._watched = {**self._steps, Anchor.EXPIRY: self._steps[Anchor.EXPIRY] | eve}
+        ahead = max(
+            (-min(r.steps) for r in policy.rules if r.money and r.anchor is Anchor.EXPIRY),
+            default=0,
+        )
+        self._ahead = timedelta(days=ahead)
+        expiry = self._steps[Anchor.EXPIRY] | eve | set(range(-ahead, 1))
+        self._watched = {**self._steps, Anchor.EXPIRY: expiry}
 
     def window(self, today: date, since: date | None = None) -> Window:
         """Days after `since` up to `today` (just `today` when `since` is None or not earlier)."""
@@ -86,11 +97,19 @@ class Evaluator:
         }
         return Window(today, days, due, self.exhaustive)
 
-    def plan(self, mailboxes: Iterable[Mailbox], window: Window, history: History) -> DayPlan:
+    def plan(
+        self,
+        mailboxes: Iterable[Mailbox],
+        window: Window,
+        history: History,
+        disputed: Collection[str] = frozenset(),
+    ) -> DayPlan:
         """Decide the day for `mailboxes` (those that pass `window.may_match`; others are ignored).
 
-        Mailboxes of one account are taken in order of expiry, then id, and each deduction
-        reserves its fee, so one balance never pays for two renewals it cannot cover.
+        Mailboxes of one account are taken in order of expiry, then id, and share one purse: a
+        renewal made today spends its fee and one still to come promises it, so a balance never
+        pays, or is said to pay, for two renewals it cannot cover. Accounts in `disputed` (their
+        rows disagree on the balance or the currency) get no rule that moves or reads money.
         """
         accounts: defaultdict[str, list[Mailbox]] = defaultdict(list)
         for mailbox in mailboxes:
@@ -98,71 +117,138 @@ class Evaluator:
                 accounts[mailbox.account_id].append(mailbox)
         per_mailbox: list[tuple[tuple[date, str], list[Decision]]] = []
         for account_id, members in accounts.items():
-            reserved = history.unseen_debits(account_id)
-            for mailbox in sorted(members, key=_order):
-                decisions = self._decide(mailbox, window, mailbox.balance - reserved, history)
+            members.sort(key=_order)
+            unseen = history.unseen_debits(account_id)
+            if account_id in disputed:
+                for mailbox in members:
+                    funds = Funds(mailbox.balance - unseen)
+                    decisions = self._decide(mailbox, window, funds, history, money=False)
+                    per_mailbox.append((_order(mailbox), decisions))
+                continue
+            purse = Purse(members[0].balance, unseen)
+            for mailbox in members:
+                funds = purse.funds
+                decisions = self._decide(mailbox, window, funds, history)
                 if any(d.kind is Kind.DEDUCT and not d.superseded_by for d in decisions):
-                    reserved += mailbox.renewal_fee
+                    purse.spend(mailbox.renewal_fee)
+                elif len(members) > 1 and self._renews_later(mailbox, window.today, funds, history):
+                    purse.promise(mailbox.renewal_fee)
                 per_mailbox.append((_order(mailbox), decisions))
         per_mailbox.sort(key=lambda item: item[0])
         return DayPlan(window.today, [d for _, decisions in per_mailbox for d in decisions])
 
-    def declined(self, mailbox: Mailbox, window: Window, history: History) -> list[Decision]:
+    def declined(
+        self, mailbox: Mailbox, window: Window, history: History, funds: Funds
+    ) -> list[Decision]:
         """The decisions if the billing backend declines this mailbox's deduction.
 
         Exactly as if the balance had been short: the policy's failure path, worked out now so
         that it can stand by in the ledger and go out the moment a decline is recorded.
         """
-        return self._decide(mailbox, window, Decimal(0), history, short=True)
+        return self._decide(mailbox, window, funds, history, short=True)
 
     def _decide(
         self,
         mailbox: Mailbox,
         window: Window,
-        available: Decimal,
+        funds: Funds,
         history: History,
+        money: bool = True,
         short: bool = False,
     ) -> list[Decision]:
-        due = self._due_steps(mailbox, window, available, history, short)
-        winners: dict[str, Rule] = {}
-        for rule, _ in due:
+        """The mailbox's due steps; within a group, the step that describes where the mailbox is
+        now acts and supersedes the others.
+
+        That is the step that came due last (after missed days, an earlier step is out of date),
+        and among steps of the same day the rule with the highest priority. A renewal missed on
+        an earlier day still counts as due today while the mailbox has not expired: it is still
+        made then, and never after the expiry day.
+        """
+        state = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
+        cycle = cycle_of(mailbox, state)
+        due = self._due_steps(mailbox, window, funds.available, state, cycle, history, money, short)
+        today = window.today
+
+        def rank(rule: Rule, day: date) -> tuple[date, int]:
+            current = rule.deduct and rule.anchor is Anchor.EXPIRY and today < mailbox.expires_on
+            return (today if current else day, rule.priority)
+
+        winners: dict[str, tuple[tuple[date, int], Rule]] = {}
+        for rule, _, day in due:
             best = winners.get(rule.group)
-            if rule.group and (best is None or rule.priority > best.priority):
-                winners[rule.group] = rule
+            if rule.group and (best is None or rank(rule, day) > best[0]):
+                winners[rule.group] = (rank(rule, day), rule)
         decisions: list[Decision] = []
-        for rule, key in sorted(due, key=lambda item: (-item[0].priority, item[0].id)):
-            winner = winners.get(rule.group, rule)
+        for rule, key, _ in sorted(due, key=lambda item: (-item[0].priority, item[0].id)):
+            winner = winners[rule.group][1] if rule.group else rule
             superseded_by = "" if winner is rule else winner.id
-            decisions.extend(self._actions(rule, key, mailbox, window.today, superseded_by))
+            decisions.extend(self._actions(rule, key, mailbox, today, superseded_by, funds, cycle))
         return decisions
 
     def _due_steps(
-        self, mailbox: Mailbox, window: Window, available: Decimal, history: History, short: bool
-    ) -> list[tuple[Rule, StepKey]]:
-        """The latest step per rule that came due in the window and was not done before.
+        self,
+        mailbox: Mailbox,
+        window: Window,
+        available: Decimal,
+        state: CycleState,
+        cycle: Cycle,
+        history: History,
+        money: bool,
+        short: bool,
+    ) -> list[tuple[Rule, StepKey, date]]:
+        """The latest step per rule that came due in the window, belongs to the current cycle and
+        was not done before, with the day it came due.
 
         Evaluating each missed day and keeping only the latest step per rule is the catch-up:
         a late run still does what came due, but never sends a backlog of stale steps.
         """
         is_paid = mailbox.edition in self.policy.paid_editions
-        cycle = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
         latest: dict[str, tuple[Rule, date]] = {}
         for day in window.days:
             if not self._possible_on(mailbox, day):
                 continue
             facts = derive(
-                mailbox, day, is_paid=is_paid, available=available, cycle=cycle, short=short
+                mailbox, day, is_paid=is_paid, available=available, cycle=state, short=short
             )
             for rule_id in self.engine.matches(facts):
-                latest[rule_id] = (self._rules[rule_id], day)
+                rule = self._rules[rule_id]
+                if money or not rule.money:
+                    latest[rule_id] = (rule, day)
         due = []
         for rule, day in latest.values():
+            if rule.anchor is Anchor.EXPIRY and not cycle.holds(day):
+                continue
             anchor_date = mailbox.anchor_date(rule.anchor)
             assert anchor_date is not None  # noqa: S101 - the engine only matches present dates
             key = StepKey(mailbox.mailbox_id, rule.id, anchor_date, (day - anchor_date).days)
             if not history.done(key):
-                due.append((rule, key))
+                due.append((rule, key, day))
         return due
+
+    def _renews_later(self, mailbox: Mailbox, today: date, funds: Funds, history: History) -> bool:
+        """Whether a deducting rule will renew the mailbox on a later day before it expires, with
+        the money it can count on today: its fee is then spoken for before later mailboxes'.
+
+        Only a mailbox that expires within the furthest look-ahead of a rule reading the balance
+        can come before such a step: those are read from the snapshot, later ones are not.
+        """
+        if mailbox.expires_on > today + self._ahead:
+            return False
+        state = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
+        if state.renewed:
+            return False
+        is_paid = mailbox.edition in self.policy.paid_editions
+        for rule in self._deducts:
+            for step in sorted(rule.steps):
+                day = mailbox.expires_on + timedelta(days=step)
+                if not today < day < mailbox.expires_on:
+                    continue
+                facts = derive(
+                    mailbox, day, is_paid=is_paid, available=funds.available, cycle=state
+                )
+                if rule.id in self.engine.matches(facts):
+                    return True
+        return False
 
     def _possible_on(self, mailbox: Mailbox, day: date) -> bool:
         if self.exhaustive:
@@ -175,7 +261,13 @@ class Evaluator:
 
     @staticmethod
     def _actions(
-        rule: Rule, key: StepKey, mailbox: Mailbox, today: date, superseded_by: str
+        rule: Rule,
+        key: StepKey,
+        mailbox: Mailbox,
+        today: date,
+        superseded_by: str,
+        funds: Funds,
+        cycle: Cycle,
     ) -> list[Decision]:
         """A rule's actions in the order they happen: charge, tell, then delete."""
         make = partial(
@@ -188,6 +280,9 @@ class Evaluator:
             step=key.step,
             anchor=rule.anchor,
             superseded_by=superseded_by,
+            funds=funds,
+            next_expiry=cycle.next_end,
+            anchor_day=cycle.anchor_day,
         )
         actions = []
         if rule.deduct:

@@ -9,10 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from renewd.config.model import Config
-from renewd.core.dates import add_months
 from renewd.core.errors import RenewdError
 from renewd.core.history import MemoryHistory
-from renewd.core.model import Kind, Mailbox
+from renewd.core.model import Decision, Kind, Mailbox
 from renewd.plan.evaluate import DayPlan, Evaluator
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
@@ -21,8 +20,9 @@ from renewd.snapshot.reader import Snapshot
 class Simulation:
     """Days `start`..`end` in order; each day's plan is applied before the next day is planned.
 
-    A deduction lowers the account's balance and extends `expires_on` by `renewal_months` (a new
-    cycle); a deletion removes the mailbox. Nothing is written outside this object.
+    A deduction lowers the account's balance and moves `expires_on` where the cycle model says
+    (`renewal_months` later, on the cycle's anchor day): a new cycle. A deletion removes the
+    mailbox. Nothing is written outside this object.
     """
 
     def __init__(
@@ -62,7 +62,8 @@ class Simulation:
             for m in self.mailboxes.values()
             if window.may_match(m)
         ]
-        plan = self.evaluator.plan(current, window, self.history)
+        disputed = self.snapshot.conflicting_accounts
+        plan = self.evaluator.plan(current, window, self.history, disputed)
         self.history.record(plan.decisions)
         for decision in plan.actions:
             mailbox = self.mailboxes.get(decision.mailbox_id)
@@ -70,11 +71,13 @@ class Simulation:
                 continue
             if decision.kind is Kind.DEDUCT and decision.amount is not None:
                 self.balances[mailbox.account_id] -= decision.amount
-                self.mailboxes[mailbox.mailbox_id] = _renewed(mailbox)
+                self.mailboxes[mailbox.mailbox_id] = _renewed(mailbox, decision)
             elif decision.kind is Kind.DELETE:
                 del self.mailboxes[mailbox.mailbox_id]
         return plan
 
 
-def _renewed(mailbox: Mailbox) -> Mailbox:
-    return replace(mailbox, expires_on=add_months(mailbox.expires_on, mailbox.renewal_months))
+def _renewed(mailbox: Mailbox, deduction: Decision) -> Mailbox:
+    """The mailbox in its next cycle, keeping the anchor day the renewal was made on."""
+    assert deduction.next_expiry is not None  # noqa: S101 - the evaluator sets it on every decision
+    return replace(mailbox, expires_on=deduction.next_expiry, anchor_day=deduction.anchor_day)

@@ -108,6 +108,19 @@ def _present(value: Value | None) -> Value:
     return value
 
 
+def referenced(cond: Cond) -> set[str]:
+    """The facts a condition reads: only those are sent to the engine."""
+    if isinstance(cond, Cmp):
+        return {cond.fact, cond.other} - {""}
+    if isinstance(cond, Not):
+        return referenced(cond.item)
+    return (
+        set().union(*(referenced(item) for item in cond.items))
+        if isinstance(cond, All | AnyOf)
+        else set()
+    )
+
+
 def window(cond: Cond, anchor: Anchor) -> frozenset[int]:
     """Offsets from the anchor date on which `cond` (in NNF) can hold; UNIVERSE when unconstrained.
 

@@ -19,24 +19,11 @@ from typing import Any
 import durable_rules_engine
 
 from renewd.core.errors import Problem, ProblemsError
-from renewd.policy.conditions import All, AnyOf, Cmp, Cond, Not, to_durable
+from renewd.policy.conditions import referenced, to_durable
 from renewd.policy.model import Policy
 
 _names = itertools.count(1)
 HANDLED = 0
-
-
-def referenced(cond: Cond) -> set[str]:
-    """The facts a condition reads: only those are sent to the engine."""
-    if isinstance(cond, Cmp):
-        return {cond.fact, cond.other} - {""}
-    if isinstance(cond, Not):
-        return referenced(cond.item)
-    return (
-        set().union(*(referenced(item) for item in cond.items))
-        if isinstance(cond, All | AnyOf)
-        else set()
-    )
 
 
 class Engine:

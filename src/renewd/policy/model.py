@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from renewd.core.model import Anchor
-from renewd.policy.conditions import Cond
+from renewd.policy.conditions import Cond, referenced
 
 CHANNELS = ("email", "sms")
+BALANCE_FACTS = frozenset({"balance", "balance_covers_fee"})
 
 
 @dataclass
@@ -47,6 +48,12 @@ class Rule:
     source: str = ""
     line: int = 0
 
+    @property
+    def money(self) -> bool:
+        """Whether the rule moves or speaks of the account's money: it deducts, or its condition
+        reads the balance. Such rules stand down for an account whose rows disagree on it."""
+        return self.deduct or bool(referenced(self.when) & BALANCE_FACTS)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -66,6 +73,12 @@ class Policy:
         """Days after expiry on which a mailbox is deleted (the earliest deleting step), if any."""
         days = [min(r.steps) for r in self.rules if r.delete and r.anchor is Anchor.EXPIRY]
         return min(days) if days else None
+
+    @property
+    def auto_renew_days(self) -> int | None:
+        """Days before expiry on which the fee is first deducted, if a rule deducts before it."""
+        days = [-min(r.steps) for r in self.rules if r.deduct and r.anchor is Anchor.EXPIRY]
+        return max(days) if days and max(days) > 0 else None
 
     def steps(self, anchor: Anchor) -> frozenset[int]:
         """Every offset from `anchor` on which some rule can act: the evaluator's pre-filter."""

@@ -79,6 +79,8 @@ class Snapshot:
         self.rejected = 0
         self.errors: list[RowError] = []
         self.duplicates: set[str] = set()
+        # accounts whose rows disagree on balance or currency (filled in by issue 13's check)
+        self.conflicting_accounts: set[str] = set()
         self.rejected_ids: set[str] = set()
         self.expired = 0  # valid rows whose expires_on is on or before `Wanted.today`
         # The duplicate check keeps 8 bytes per row, not the ids: hashes that repeat are

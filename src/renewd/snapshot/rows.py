@@ -30,6 +30,7 @@ OPTIONAL = (
     "domain",
     "domain_via_provider",
     "domain_expires_on",
+    "anchor_day",
 )
 
 COLUMNS = REQUIRED + OPTIONAL
@@ -106,6 +107,7 @@ def parse_row(
         renewal_fee=_money(row, "renewal_fee"),
         currency=_pattern(row, "currency", _CURRENCY, "a 3-letter currency code such as CNY"),
         renewal_months=_months(row),
+        anchor_day=_anchor_day(row),
         email=_pattern(row, "email", _EMAIL, "an email address"),
         phone=_pattern(
             row, "phone", _PHONE, "an E.164 number such as +8613800138000", required=False
@@ -132,6 +134,7 @@ def convert(row: dict[str, str], line: int, default_locale: str) -> Mailbox:
         renewal_fee=Decimal(row["renewal_fee"]),
         currency=row["currency"],
         renewal_months=int(row.get("renewal_months") or 12),
+        anchor_day=int(row["anchor_day"]) if row.get("anchor_day") else None,
         email=row["email"],
         phone=row.get("phone", ""),
         locale=row.get("locale") or default_locale,
@@ -197,6 +200,17 @@ def _money(row: dict[str, str], field: str) -> Decimal:
     if amount.is_signed():
         raise BadField(field, f"{value} is negative")
     return amount
+
+
+def _anchor_day(row: dict[str, str]) -> int | None:
+    """The day of the month the billing cycle is anchored on (renewals land on it, or on the last
+    day of a shorter month); renewd ignores one that does not fit `expires_on`."""
+    value = _text(row, "anchor_day", required=False)
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 31:
+        raise BadField("anchor_day", f"{show(value)} is not a day of the month from 1 to 31")
+    return int(value)
 
 
 def _months(row: dict[str, str]) -> int:

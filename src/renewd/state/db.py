@@ -20,7 +20,7 @@ from renewd.state.schema import MIGRATIONS, SCHEMA_VERSION, meta, metadata
 
 BATCH = 500
 
-LIVE_ORDER = ("pending", "charged")
+LIVE_ORDER = ("pending", "charged", "free")  # orders that renew: a free one has no charge
 
 OPEN_ACTION = ("pending", "sending")
 

@@ -11,16 +11,23 @@ from typing import Any
 
 from sqlalchemy import select
 
-from renewd.core.facts import CycleState
+from renewd.core.cycles import CycleState
 from renewd.core.model import StepKey
 from renewd.state.db import LIVE_ORDER, OPEN_ACTION, Database, chunks, stamp
-from renewd.state.schema import actions, orders, sightings
+from renewd.state.schema import actions, cycle_starts, orders, sightings
 
 
 @dataclass
 class LedgerHistory:
-    """What the ledger knows about a set of mailboxes, loaded once per run (implements History)."""
+    """What the ledger knows about a set of mailboxes, loaded once per run (implements History).
 
+    `renewals`: the cycles renewd renewed into, with their anchor day and the day they began;
+    `known`: per mailbox, the cycles renewd decided steps in; `starts`: the day each cycle
+    renewed elsewhere was first seen. A cycle renewd did not renew into, of a mailbox it knew at
+    an earlier cycle, was renewed elsewhere: it began `today` unless it was seen before.
+    """
+
+    today: date
     decided: set[StepKey] = field(default_factory=set)
     held: set[StepKey] = field(default_factory=set)
     paid: defaultdict[str, list[tuple[date, date]]] = field(
@@ -29,13 +36,26 @@ class LedgerHistory:
     reminded: set[tuple[str, date]] = field(default_factory=set)
     debits: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     sightings: dict[tuple[str, date], date] = field(default_factory=dict)
+    renewals: dict[tuple[str, date], tuple[int | None, date]] = field(default_factory=dict)
+    known: defaultdict[str, set[date]] = field(default_factory=lambda: defaultdict(set))
+    starts: dict[tuple[str, date], date] = field(default_factory=dict)
+    new_starts: dict[tuple[str, date], date] = field(default_factory=dict)
 
     def done(self, key: StepKey) -> bool:
         return key in self.decided and key not in self.held
 
     def cycle(self, mailbox_id: str, cycle: date) -> CycleState:
+        key = (mailbox_id, cycle)
         renewed = any(start <= cycle < end for start, end in self.paid[mailbox_id])
-        return CycleState(renewed=renewed, reminded=(mailbox_id, cycle) in self.reminded)
+        anchor_day, began = self.renewals.get(key, (None, None))
+        began = began or self.starts.get(key)
+        known = self.known[mailbox_id]
+        if began is None and cycle not in known and any(seen < cycle for seen in known):
+            began = self.new_starts.setdefault(key, self.today)
+        return CycleState(renewed, key in self.reminded, anchor_day, began)
+
+    def began_now(self) -> Mapping[tuple[str, date], date]:
+        return self.new_starts
 
     def unseen_debits(self, account_id: str) -> Decimal:
         return self.debits[account_id]
@@ -72,6 +92,7 @@ class Histories(Database):
         account_ids: Collection[str],
         snapshot_time: datetime,
         visible_expiry: Mapping[str, date],
+        today: date,
     ) -> LedgerHistory:
         """Load what the core needs about these mailboxes and accounts.
 
@@ -80,7 +101,7 @@ class Histories(Database):
         snapshot shows the renewal as a later expires_on, or it was written after the charge.
         A pending order always counts: it may be charged after any snapshot.
         """
-        history = LedgerHistory()
+        history = LedgerHistory(today)
         taken_at = stamp(snapshot_time)
         with self.engine.connect() as conn:
             for chunk in chunks(mailbox_ids):
@@ -92,11 +113,18 @@ class Histories(Database):
                 )
                 for order in conn.execute(live):
                     history.paid[order.mailbox_id].append((order.period_from, order.period_to))
+                    began = max(order.period_from, order.renewed_on or order.period_from)
+                    history.renewals[order.mailbox_id, order.period_to] = (order.anchor_day, began)
+                started = select(cycle_starts).where(cycle_starts.c.mailbox_id.in_(chunk))
+                for row in conn.execute(started):
+                    history.starts[row.mailbox_id, row.cycle] = row.began
             for chunk in chunks(account_ids):
                 live = select(orders).where(
                     orders.c.account_id.in_(chunk), orders.c.state.in_(LIVE_ORDER)
                 )
                 for order in conn.execute(live):
+                    if order.state == "free":
+                        continue
                     shown = visible_expiry.get(order.mailbox_id)
                     if shown and shown > order.cycle:
                         continue
@@ -118,6 +146,8 @@ class Histories(Database):
         for row in conn.execute(query):
             key = StepKey(row.mailbox_id, row.rule, row.cycle, row.step)
             history.decided.add(key)
+            if row.anchor == "expiry":
+                history.known[row.mailbox_id].add(row.cycle)
             if row.state == "held":
                 history.held.add(key)
             if (

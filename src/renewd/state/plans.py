@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 
 from renewd.core.batching import batched
 from renewd.state.db import BATCH, Database, chunks, utcnow
 from renewd.state.outbox import cancel_row, mark_row, release_dependents
-from renewd.state.schema import actions, orders, sightings
+from renewd.state.schema import actions, cycle_starts, orders, sightings
 
 
 class Plans(Database):
@@ -24,6 +24,7 @@ class Plans(Database):
         steps: Iterable[PlannedStep],
         sighted: Iterable[tuple[str, date]],
         day: date,
+        began: Iterable[tuple[tuple[str, date], date]] = (),
     ) -> int:
         """Write a run's decisions in one transaction, before any effect; returns rows written.
 
@@ -31,6 +32,7 @@ class Plans(Database):
         its outcome (the success message waits; the failure path stands by). A step held on an
         earlier run is decided again here and its rows take the new state. Steps and sightings
         are read as they come, a batch at a time: a big day's plan is never all in memory.
+        `began`: cycles renewed elsewhere, seen for the first time, with that day.
         """
         written = 0
         now = utcnow()
@@ -45,7 +47,12 @@ class Plans(Database):
             for action_id in sorted(undecided):  # today's plan no longer asks for it
                 cancel_row(conn, action_id, "held, then no longer decided on a later run")
             for sights in batched(sighted, BATCH):
-                _record_sightings(conn, dict.fromkeys(sights), day)
+                pairs = dict.fromkeys(sights)  # a repeat in one batch is the same sighting
+                rows = [{"mailbox_id": m, "cycle": c, "first_seen": day} for m, c in pairs]
+                _first_seen(conn, sightings, rows)
+            for starts in batched(began, BATCH):
+                rows = [{"mailbox_id": m, "cycle": c, "began": d} for (m, c), d in starts]
+                _first_seen(conn, cycle_starts, rows)
         return written
 
 
@@ -112,7 +119,7 @@ def _write_steps(
         and lead[1]
         and step.order is not None
         and step.lead is not None
-        and step.lead["state"] == "pending"
+        and step.lead["state"] in ("pending", "done")  # done: a free renewal
     ]
     _insert_orders(conn, charges, now)
     return written, ids
@@ -178,23 +185,17 @@ def _insert_orders(conn: Any, charges: list[tuple[dict[str, Any], int]], now: st
             release_dependents(conn, action_id, "none")
             continue
         exists.add((order["mailbox_id"], order["cycle"]))
-        new.append({**order, "state": "pending", "created_at": now, "reference": "", "error": ""})
+        new.append({"state": "pending", **order, "created_at": now, "reference": "", "error": ""})
     if new:
         conn.execute(insert(orders), [{**order, "charged_at": ""} for order in new])
 
 
-def _record_sightings(conn: Any, sights: Iterable[tuple[str, date]], day: date) -> None:
-    """The first day each mailbox was seen expired in its cycle; later sightings change nothing."""
-    sights = list(sights)
-    query = select(sightings.c.mailbox_id, sightings.c.cycle)
-    mailbox_ids = [mailbox_id for mailbox_id, _ in sights]
-    seen = {
-        tuple(row) for row in conn.execute(query.where(sightings.c.mailbox_id.in_(mailbox_ids)))
-    }
-    new = [
-        {"mailbox_id": mailbox_id, "cycle": cycle, "first_seen": day}
-        for mailbox_id, cycle in sights
-        if (mailbox_id, cycle) not in seen
-    ]
+def _first_seen(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows whose (mailbox, cycle) the table does not hold yet: the first day renewd
+    saw something is kept, later sightings change nothing."""
+    query = select(table.c.mailbox_id, table.c.cycle)
+    mailbox_ids = {row["mailbox_id"] for row in rows}
+    seen = {tuple(row) for row in conn.execute(query.where(table.c.mailbox_id.in_(mailbox_ids)))}
+    new = [row for row in rows if (row["mailbox_id"], row["cycle"]) not in seen]
     if new:
-        conn.execute(insert(sightings), new)
+        conn.execute(insert(table), new)

@@ -19,9 +19,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
+    text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -99,13 +101,18 @@ orders = Table(
     Column("currency", String(3), nullable=False),
     Column("period_from", Date, nullable=False),
     Column("period_to", Date, nullable=False),
-    # pending | charged | declined | failed
+    # pending | charged | declined | failed | cancelled, or free: a zero fee, renewed without a
+    # charge, never billed or invoiced
     Column("state", String(16), nullable=False),
     Column("backend", String(32), nullable=False),
     Column("reference", Text, nullable=False, default=""),
     Column("error", Text, nullable=False, default=""),
     Column("created_at", String(32), nullable=False),
     Column("charged_at", String(32), nullable=False, default=""),
+    # Version 3: the day of the month the paid period is anchored on, and the day renewd decided
+    # the renewal (the next cycle begins then if that is after period_from)
+    Column("anchor_day", Integer),
+    Column("renewed_on", Date),
     UniqueConstraint("mailbox_id", "cycle", name="uq_order_cycle"),
 )
 
@@ -147,9 +154,30 @@ alerts = Table(
 )
 
 
+# Version 3: the day renewd first saw a cycle that was renewed elsewhere, after it had known the
+# mailbox at an earlier cycle: that cycle's steps on or before it are never sent.
+cycle_starts = Table(
+    "cycle_starts",
+    metadata,
+    Column("mailbox_id", String(128), primary_key=True),
+    Column("cycle", Date, primary_key=True),
+    Column("began", Date, nullable=False),
+)
+
+
 def _add_alerts(conn: Connection) -> None:
     alerts.create(conn)
 
 
+def _add_cycles(conn: Connection) -> None:
+    """Add what version 3 has and the ledger lacks (a ledger is upgraded in one transaction, but
+    one restored from a partial copy may have some of it)."""
+    present = {column["name"] for column in inspect(conn).get_columns("orders")}
+    for name, kind in (("anchor_day", "INTEGER"), ("renewed_on", "DATE")):
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE orders ADD COLUMN {name} {kind}"))
+    cycle_starts.create(conn, checkfirst=True)
+
+
 # How to bring a ledger of version N-1 to version N, in place.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_alerts}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_alerts, 3: _add_cycles}

@@ -1,0 +1,65 @@
+"""A mailbox's cycle: the paid period that ends on its `expires_on`, and which steps belong to it.
+
+One model for every command: the core decides with it, `simulate` renews with it, `run` records
+the period it paid for with it, and messages announce the new expiry from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from renewd.core.dates import add_months, fits_anchor
+from renewd.core.model import Mailbox
+
+
+@dataclass(frozen=True, slots=True)
+class CycleState:
+    """What earlier runs know about one cycle (one `expires_on` value) of a mailbox.
+
+    `anchor_day`: the day of the month renewd's own renewal into this cycle was anchored on.
+    `began`: the day this cycle began, when later than the end of the one before it: renewd
+    renewed it after that end, or saw a renewal made elsewhere only then.
+    """
+
+    renewed: bool = False
+    reminded: bool = False
+    anchor_day: int | None = None
+    began: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    """The period ending on `end` (the first day without service), renewed `months` at a time on
+    the month's `anchor_day`. A step on or before `began` belongs to no one: it is never sent."""
+
+    end: date
+    months: int
+    anchor_day: int
+    began: date
+
+    @property
+    def next_end(self) -> date:
+        """Where a renewal of this cycle moves `expires_on`."""
+        return add_months(self.end, self.months, self.anchor_day)
+
+    def holds(self, day: date) -> bool:
+        """Whether a step falling on `day` belongs to this cycle."""
+        return day > self.began
+
+
+def cycle_of(mailbox: Mailbox, state: CycleState) -> Cycle:
+    """The mailbox's current cycle.
+
+    The anchor day is the one renewd renewed on, else the snapshot's `anchor_day` when it fits
+    `expires_on` (a misfit is ignored), else the day of `expires_on`. The cycle begins where the
+    previous one ended (`expires_on` less one period), or later when earlier runs know it began
+    later.
+    """
+    given = mailbox.anchor_day
+    if given is not None and not fits_anchor(mailbox.expires_on, given):
+        given = None
+    anchor = state.anchor_day or given or mailbox.expires_on.day
+    start = add_months(mailbox.expires_on, -mailbox.renewal_months, anchor)
+    began = max(start, state.began) if state.began else start
+    return Cycle(mailbox.expires_on, mailbox.renewal_months, anchor, began)
