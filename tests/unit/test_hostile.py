@@ -157,6 +157,9 @@ VALID: dict[str, st.SearchStrategy[str]] = {
     "domain": st.one_of(st.just(""), DOMAINS),
     "domain_via_provider": st.one_of(st.just(""), BOOLS),
     "domain_expires_on": st.one_of(st.just(""), DATES.map(date.isoformat)),
+    "anchor_day": st.one_of(
+        st.just(""), st.integers(1, 31).map(str), st.integers(1, 31).map("{:02d}".format)
+    ),
     EXTRA: NAMES,
 }
 
@@ -203,6 +206,7 @@ BROKEN: dict[str, list[str]] = {
     "renewal_months": ["0", "121", "x", "²", "١٢", "12.0", "-1"],
     "domain_via_provider": ["y", "=TRUE()", "2"],
     "domain_expires_on": ["2027-13-01", "2026-02-29", "=TODAY()", "2026-1-1"],
+    "anchor_day": ["0", "32", "x", "²", "-1", "1.0", " 5"],
 }
 HUGE_BROKEN = huge(("A", "9", "=", "\n", "a,b", '"', "é", "\udcff"))
 
@@ -404,6 +408,7 @@ def mailbox_of(values: dict[str, str], line: int) -> Mailbox:
         domain=values.get("domain", ""),
         domain_via_provider=values.get("domain_via_provider", "").lower() in ("true", "1", "yes"),
         domain_expires_on=day(values.get("domain_expires_on", "")),
+        anchor_day=int(values["anchor_day"]) if values.get("anchor_day") else None,
         line=line,
     )
 

@@ -170,6 +170,7 @@ FIELD_VALUES = {
     ),
     "domain_via_provider": st.sampled_from(["", "true", "no", "2"]),
     "domain_expires_on": st.sampled_from(["", "2027-01-01", "2027-13-01"]),
+    "anchor_day": st.sampled_from(["", "1", "09", "31", "0", "32", "x"]),
 }
 
 
@@ -189,6 +190,7 @@ VALID = {
     "domain": "",
     "domain_via_provider": "",
     "domain_expires_on": "",
+    "anchor_day": "",
 }
 
 
