@@ -1,9 +1,10 @@
-"""Hostile templates: `renewd check` refuses each one at its file and line, within a memory limit.
+"""Hostile templates and YAML: `renewd check` refuses each one at its file and line, within a
+memory limit.
 
-Without the sandbox's limits each of these runs for minutes or takes gigabytes (the work happens
-in C, holding the GIL, where no timer can stop it); the check runs in a child process limited to
-1 GiB of address space, so a limit that fails shows as an out-of-memory or a timeout, not a
-machine brought down.
+Without renewd's limits each of these runs for minutes or takes gigabytes (a template's work
+happens in C, holding the GIL, where no timer can stop it; PyYAML expands aliases without end).
+The check runs in a child process limited to 1 GiB of address space and a generous timeout, so
+a limit that fails shows as an out-of-memory or a timeout, not a machine brought down.
 """
 
 from __future__ import annotations
@@ -82,15 +83,20 @@ def write_project(root: Path, templates: list[str]) -> Path:
     return config
 
 
-def test_check_refuses_every_hostile_template_at_its_line(tmp_path: Path) -> None:
-    config = write_project(tmp_path, [text for text, _, _ in HOSTILE])
+def check_limited(config: Path) -> tuple[int, list[str]]:
+    """`renewd check` in a child limited to MEMORY: its exit code and its lines, paths relative."""
     command = [str(Path(sys.executable).parent / "renewd"), "check", "--config", str(config)]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=300, preexec_fn=limited, check=False
     )
-    lines = done.stderr.replace(f"{tmp_path}/", "").splitlines()
-    assert done.returncode == 1, done.stderr
-    assert len(lines) == len(HOSTILE), done.stderr
+    return done.returncode, done.stderr.replace(f"{config.parent}/", "").splitlines()
+
+
+def test_check_refuses_every_hostile_template_at_its_line(tmp_path: Path) -> None:
+    config = write_project(tmp_path, [text for text, _, _ in HOSTILE])
+    code, lines = check_limited(config)
+    assert code == 1, lines
+    assert len(lines) == len(HOSTILE), lines
     for n, (line, (_, number, message)) in enumerate(zip(lines, HOSTILE, strict=True)):
         assert line.startswith(f"templates/en/t{n}/sms.txt:{number}: {message}"), line
 
@@ -148,3 +154,80 @@ def test_ordinary_templates_still_render(tmp_path: Path, text: str, expected: st
     (folder / "sms.txt").write_text(text, encoding="utf-8")
     values = {"brand": "Example Mail", "days_left": 3}
     assert Renderer(tmp_path, "en").part("en", "t", "sms.txt", values) == expected
+
+
+def alias_bomb(levels: int, width: int = 9) -> str:
+    """`&a0 [x, x, ...]`, then each level a list of `width` aliases of the one before."""
+    lines = [f"      a0: &a0 [{', '.join(['{edition: x}'] * width)}]\n"]
+    for n in range(1, levels):
+        lines.append(f"      a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * width)}]\n")
+    return "".join(lines)
+
+
+def in_list(values: int) -> str:
+    return ", ".join(f"e{n}" for n in range(values))
+
+
+RULE = "rules:\n  - id: {id}\n    when:\n      days_to_expiry: 3\n{when}    then: {{notify: [email]}}\n"
+# (file, text, expected problem)
+HOSTILE_YAML = [
+    (
+        "a-aliases.yaml",
+        HEAD + RULE.format(id="bomb", when=alias_bomb(7)).removeprefix("rules:\n"),
+        "rules/a-aliases.yaml:10: more than 20,000 values in one file once its aliases are expanded",
+    ),
+    (
+        "b-deep-aliases.yaml",
+        f"x0: &x0 {'[' * 80}1{']' * 80}\nx1: {'[' * 40}*x0{']' * 40}\n",
+        "rules/b-deep-aliases.yaml:2: nested more than 100 levels deep once its aliases are expanded",
+    ),
+    (
+        "c-wide.yaml",
+        RULE.format(id="wide", when=f"      edition: {{in: [{in_list(30_000)}]}}\n"),
+        "rules/c-wide.yaml:5: more than 20,000 values in one file",
+    ),
+    (
+        "d-huge.yaml",
+        RULE.format(id="huge", when=f"      edition: {{in: [{in_list(600_000)}]}}\n"),
+        "rules/d-huge.yaml:5: larger than 1 MiB: not a policy or config file renewd reads",
+    ),
+    (
+        "e-self.yaml",
+        "a: &a [1, *a]\n",
+        "rules/e-self.yaml:1: an alias inside its own anchor",
+    ),
+]
+
+
+def test_check_refuses_yaml_bombs_in_policy_files_at_their_line(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    for name, text, _ in HOSTILE_YAML:
+        (tmp_path / "rules" / name).write_text(text, encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text("rules: rules\n", encoding="utf-8")
+    code, lines = check_limited(config)
+    assert (code, lines) == (1, [problem for _, _, problem in HOSTILE_YAML])
+
+
+def test_check_refuses_an_alias_bomb_in_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("rules: rules\nguards:\n  x:\n" + alias_bomb(9), encoding="utf-8")
+    code, lines = check_limited(config)
+    assert (code, lines) == (
+        1,
+        ["config.yaml:7: more than 20,000 values in one file once its aliases are expanded"],
+    )
+
+
+def test_a_policy_of_a_hundred_megabytes_is_refused_without_reading_it(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    with (tmp_path / "rules" / "big.yaml").open("w", encoding="utf-8") as file:
+        file.write("# " + "x" * 100 + "\n")
+        file.truncate(111 << 20)  # 111 MiB, mostly NUL bytes past the first line
+    config = tmp_path / "config.yaml"
+    config.write_text("rules: rules\n", encoding="utf-8")
+    code, lines = check_limited(config)
+    assert (code, lines) == (
+        1,
+        ["rules/big.yaml:2: larger than 1 MiB: not a policy or config file renewd reads"],
+    )
