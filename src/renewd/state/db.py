@@ -166,6 +166,17 @@ def chunks(values: Collection[str]) -> Iterator[list[str]]:
         yield items[start : start + BATCH]
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ledger URL; None for a server's."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
 def shown(url: URL) -> str:
     """A database URL as it may be printed: the password masked."""
     if url.get_backend_name() == "sqlite":
