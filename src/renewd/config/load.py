@@ -174,9 +174,9 @@ def _serve_value(r: Reader, name: str, item: Any, where: int) -> Any:
         return None
     if name in SERVE_SECONDS:
         longest = LONGEST / 3600 if name.endswith("_hours") else LONGEST
-        if isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item):
-            if 0 < item <= longest:
-                return float(item)
+        number = isinstance(item, int | float) and not isinstance(item, bool)
+        if number and math.isfinite(item) and 0 < item <= longest:
+            return float(item)
         r.problem(where, f"serve.{name} must be a positive number, at most {longest:.0f}")
         return None
     if name == "alert_to":

@@ -98,8 +98,10 @@ class _Loader(yaml.SafeLoader):
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
             kind = str(node.tag).rsplit(":", 1)[-1]
-            reason = " ".join(str(exc).split())
-            message = f"cannot read this value as {kind} ({reason}); quote it if it is text"
+            # a date's reason says what is wrong with it; others would repeat the value itself,
+            # which may be a secret on the wrong line
+            reason = f" ({' '.join(str(exc).split())})" if kind == "timestamp" else ""
+            message = f"cannot read this value as {kind}{reason}; quote it if it is text"
             raise yaml.constructor.ConstructorError(None, None, message, node.start_mark) from exc
 
 

@@ -67,6 +67,10 @@ class Renderer:
         self.compiled: dict[str, jinja2.Template] = {}
 
     def find(self, template: str, locale: str, part: str) -> Path | None:
+        """The file of a part; a locale or template name that is not a plain folder name (a
+        snapshot row's locale is data) finds nothing, so it never reaches outside the roots."""
+        if not all(_plain(name) for name in (template, locale, part)):
+            return None
         for root in self.roots:
             if (path := root / locale / template / part).is_file():
                 return path
@@ -91,13 +95,16 @@ class Renderer:
             finally:
                 restore(previous)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(
-                exc.filename or name, exc.lineno, exc.message or "syntax error"
-            ) from exc
+            path = exc.filename or self._path(name)
+            raise TemplateError(path, exc.lineno, exc.message or "syntax error") from exc
         except Exception as exc:  # anything a template does wrong is that template's error
-            here = self.find(template, name.split("/", 1)[0], part)
-            path, line = _where(exc, str(here or name))
+            path, line = _where(exc, self._path(name))
             raise TemplateError(path, line, _reason(exc)) from exc
+
+    def _path(self, name: str) -> str:
+        """The file a template name stands for, to name in an error."""
+        locale, template, part = name.split("/", 2)
+        return str(self.find(template, locale, part) or name)
 
     def email(self, template: str, locale: str, values: dict[str, Any]) -> Rendered:
         subject = " ".join(self.part(locale, template, "subject.txt", values).split())
@@ -107,6 +114,10 @@ class Renderer:
 
     def sms(self, template: str, locale: str, values: dict[str, Any]) -> str:
         return self.part(locale, template, "sms.txt", values)
+
+
+def _plain(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
 
 
 def _where(exc: BaseException, path: str) -> tuple[str, int]:
