@@ -51,13 +51,6 @@ class Budget:
         if self.steps > MAX_STEPS:
             raise LimitError(f"more than {MAX_STEPS:,} loop iterations and calls")
 
-    def write(self, value: Any) -> Any:
-        """Count what a part writes; called for every output, so kept short."""
-        self.written += len(value) if type(value) is str else measure(value)
-        if self.written > MAX_OUTPUT:
-            raise LimitError(f"writes more than {MAX_OUTPUT:,} characters")
-        return value
-
     def load(self) -> None:
         self.loads += 1
         if self.loads > MAX_LOADS:

@@ -90,7 +90,12 @@ def _loop(_context: Context, items: Iterable[Any]) -> Iterable[Any]:
 
 @jinja2.pass_context
 def _write(_context: Context, value: Any) -> Any:
-    return current().write(value)
+    """Count what a part writes. Called for every output: Budget.write, inlined."""
+    budget = current()
+    budget.written += len(value) if type(value) is str else measure(value)
+    if budget.written > limits.MAX_OUTPUT:
+        raise LimitError(f"writes more than {limits.MAX_OUTPUT:,} characters")
+    return value
 
 
 @jinja2.pass_context
