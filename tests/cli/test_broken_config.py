@@ -116,12 +116,18 @@ BROKEN = [
     (
         "listen on an address not here",
         "serve: {listen: '192.0.2.1:9464'}\n",
-        ["3: serve.listen 192.0.2.1:9464: cannot listen there: Cannot assign requested address"],
+        [
+            "3: serve.listen 192.0.2.1:9464: cannot listen there: Cannot assign requested address "
+            '(choose another address, or "" for no listener)'
+        ],
     ),
     (
         "listen on a port in use",
         f"serve: {{listen: '127.0.0.1:{PORT_HELD}'}}\n",
-        [f"3: serve.listen 127.0.0.1:{PORT_HELD}: cannot listen there: Address already in use"],
+        [
+            f"3: serve.listen 127.0.0.1:{PORT_HELD}: cannot listen there: Address already in use "
+            '(choose another address, or "" for no listener)'
+        ],
     ),
     ("senders not a mapping", "senders: 5\n", ["3: senders must be a mapping"]),
     (

@@ -93,6 +93,8 @@ def test_a_runaway_template_is_refused_on_reload_and_fails_only_its_message(
     try:
         until(lambda: last_run(port).get("status") == "done", "the first run done", 60)
         policy = health(port)["policy"]  # type: ignore[index]
+        beside = project.cli("check")  # the port is the running daemon's own: not a problem
+        assert (beside.returncode, beside.stderr) == (0, ""), beside.stderr
         template = tmp_path / "tpl" / "zh-CN" / "renewal-reminder" / "sms.txt"
         template.parent.mkdir(parents=True)
         template.write_text(HOSTILE, encoding="utf-8")

@@ -118,5 +118,6 @@ def test_a_port_in_use_is_one_clear_error(observer: Observer) -> None:
     with pytest.raises(RenewdError) as refused:
         Observer(observer.address, Metrics(), healthy)
     assert str(refused.value) == (
-        f"serve.listen {observer.address}: cannot listen there: Address already in use"
+        f"serve.listen {observer.address}: cannot listen there: Address already in use "
+        '(choose another address, or "" for no listener)'
     )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from renewd.act.plugins import plugin
-from renewd.config.load import load_config, split_listen
+from renewd.config.load import LISTEN_HINT, load_config, split_listen
 from renewd.config.model import Config
 from renewd.core.errors import Problem, ProblemsError
 from renewd.delivery.messages import sample_decision, sample_mailbox, variables
@@ -130,10 +134,28 @@ def listen_problems(config: Config, serving: str = "") -> list[Problem]:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(where)
     except OSError as exc:
+        if exc.errno == errno.EADDRINUSE and _renewd_answers(host, port):
+            return []  # the running daemon holds it: `check` beside a live `serve`
         reason = exc.strerror or str(exc)
-        message = f"serve.listen {address}: cannot listen there: {reason}"
+        message = f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
         return [_problem(config, "serve.listen", message)]
     return []
+
+
+def _renewd_answers(host: str, port: int) -> bool:
+    """Whether what holds the address is a renewd: its /healthz answers with a policy."""
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            body = answer.read(1 << 20)
+    except urllib.error.HTTPError as refused:  # 503: a renewd that is not healthy
+        body = refused.read(1 << 20)
+    except (OSError, ValueError):
+        return False
+    try:
+        return "policy" in json.loads(body)
+    except (ValueError, TypeError):
+        return False
 
 
 def _problem(config: Config, key: str, message: str) -> Problem:

@@ -147,6 +147,7 @@ SERVE_SECONDS = (
     "overdue_hours",
 )
 LONGEST = 366 * 24 * 3600  # no wait or interval is longer than a year
+LISTEN_HINT = '(choose another address, or "" for no listener)'
 LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]/]+)):(?P<port>\d{1,5})\Z")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from renewd.config.load import split_listen
+from renewd.config.load import LISTEN_HINT, split_listen
 from renewd.core.errors import RenewdError
 
 log = logging.getLogger("renewd")
@@ -103,7 +103,9 @@ class Observer:
         except OSError as exc:
             self.loop.close()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(f"serve.listen {address}: cannot listen there: {reason}") from None
+            raise ListenError(
+                f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
+            ) from None
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="renewd-observe", daemon=True
         )
