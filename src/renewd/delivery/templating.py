@@ -99,7 +99,7 @@ class Renderer:
             raise TemplateError(path, exc.lineno, exc.message or "syntax error") from exc
         except Exception as exc:  # anything a template does wrong is that template's error
             path, line = _where(exc, self._path(name))
-            raise TemplateError(path, line, _reason(exc)) from exc
+            raise TemplateError(path, line, _reason(exc, included=line > 0)) from exc
 
     def _path(self, name: str) -> str:
         """The file a template name stands for, to name in an error."""
@@ -134,7 +134,9 @@ def _where(exc: BaseException, path: str) -> tuple[str, int]:
     return where
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, included: bool) -> str:
+    if isinstance(exc, jinja2.TemplateNotFound) and not included:
+        return "no such template"
     if isinstance(exc, jinja2.TemplateNotFound):
         return (
             f"no template {exc.name!r} to include (names are relative to the template "
