@@ -3,6 +3,7 @@ never written through a symbolic link planted where its state or outbox should b
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import subprocess
@@ -11,6 +12,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+
+from renewd.delivery.senders.base import Outbound, Status
+from renewd.delivery.senders.file import FileSender
 
 from support import Project, csv_row
 
@@ -77,3 +81,28 @@ def test_a_symbolic_link_where_state_or_outbox_belongs_is_refused(
     assert done.stderr.startswith(message.format(path=path)), done.stderr
     assert len(done.stderr.splitlines()) == 1
     assert victim.read_text(encoding="utf-8") == "precious\n"
+
+
+@pytest.mark.parametrize("channel", ["email", "sms"])
+def test_a_link_planted_after_start_leaves_the_message_waiting(
+    tmp_path: Path, channel: str
+) -> None:
+    path = "mail" if channel == "email" else "sms.jsonl"
+    sender = FileSender({"backend": "file", "path": path}, tmp_path, channel)
+    victim = tmp_path / "victim"
+    if channel == "email":  # the spool's tmp/ turned into a link to another folder
+        victim.mkdir()
+        planted = tmp_path / "mail" / "tmp"
+        planted.rmdir()
+    else:
+        victim.write_text("precious\n", encoding="utf-8")
+        planted = tmp_path / "sms.jsonl"
+    planted.symlink_to(victim)
+    message = Outbound("renewd-1", channel, "a@example.com", "en", "Hi", "Hello", "")
+    result = asyncio.run(sender.send(message))
+    assert result.status is Status.RETRY
+    assert "is a symbolic link; renewd does not follow links" in result.error
+    if channel == "email":
+        assert list(victim.iterdir()) == []
+    else:
+        assert victim.read_text(encoding="utf-8") == "precious\n"

@@ -9,6 +9,8 @@ write wherever it points).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import itertools
 import json
@@ -22,6 +24,10 @@ from typing import Any
 from renewd.config.plugins import SettingsError, known_settings
 from renewd.delivery.senders.base import Outbound, Result, Status, email_message, setting
 
+LINKED = (
+    "is a symbolic link; renewd does not follow links for what it writes: point 'path' at the "
+    "real location"
+)
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
@@ -46,29 +52,33 @@ class FileSender:
         _no_link(self.path, what)
 
     async def send(self, message: Outbound) -> Result:
-        if self.channel != "email":
-            record = {
-                "key": message.key,
-                "to": message.to,
-                "locale": message.locale,
-                "body": message.text,
-            }
-            line = json.dumps(record, ensure_ascii=False) + "\n"
-            _write(self.path, os.O_APPEND, line.encode("utf-8"), self.what)
-            return Result(Status.SENT, provider_id=message.key)
         try:
-            email = email_message(message, self.sender, self.reply_to)
-        except ValueError as exc:
-            return Result(Status.FAILED, error=str(exc))
-        buffer = io.BytesIO()
-        BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(email)
-        return Result(Status.SENT, provider_id=self._deliver(buffer.getvalue()))
+            if self.channel != "email":
+                return self._append(message)
+            try:
+                email = email_message(message, self.sender, self.reply_to)
+            except ValueError as exc:
+                return Result(Status.FAILED, error=str(exc))
+            buffer = io.BytesIO()
+            BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(email)
+            return Result(Status.SENT, provider_id=self._deliver(buffer.getvalue()))
+        except OSError as exc:  # a broken spool: the message waits in the outbox for a fix
+            return Result(Status.RETRY, error=_why(exc, self.what))
+
+    def _append(self, message: Outbound) -> Result:
+        record = {"key": message.key, "to": message.to, "locale": message.locale}
+        line = json.dumps({**record, "body": message.text}, ensure_ascii=False) + "\n"
+        _write(self.path, os.O_APPEND, line.encode("utf-8"))
+        return Result(Status.SENT, provider_id=message.key)
 
     def _deliver(self, data: bytes) -> str:
         """Maildir delivery: written whole under tmp/, then renamed into new/."""
         name = f"{time.time_ns()}.P{os.getpid()}Q{next(self._names)}.{self._host}"
+        for folder in ("tmp", "new"):  # O_NOFOLLOW guards the file, not the folder it is in
+            if (self.path / folder).is_symlink():
+                raise OSError(errno.ELOOP, "a symbolic link", str(self.path / folder))
         temporary = self.path / "tmp" / name
-        _write(temporary, os.O_EXCL, data, self.what)
+        _write(temporary, os.O_EXCL, data)
         os.rename(temporary, self.path / "new" / name)
         return name
 
@@ -78,27 +88,25 @@ class FileSender:
 
 def _no_link(path: Path, what: str) -> None:
     if path.is_symlink():
-        raise SettingsError(
-            f"{what}: {path} is a symbolic link; renewd does not follow links for what it "
-            "writes: point 'path' at the real location"
-        )
+        raise SettingsError(f"{what}: {path} {LINKED}")
 
 
 def _private_dir(folder: Path, what: str) -> None:
+    """Created owner-only if missing; one that cannot be made is found when a message is
+    written (and waits in the outbox), but a link is refused now."""
     _no_link(folder, what)
-    try:
+    with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-    except OSError as exc:
-        raise SettingsError(f"{what}: cannot create {folder}: {exc.strerror}") from None
-    if not folder.is_dir():
-        raise SettingsError(f"{what}: {folder} is not a directory")
 
 
-def _write(path: Path, flags: int, data: bytes, what: str) -> None:
-    try:
-        fd = os.open(path, _NEW_FILE | flags, PRIVATE_FILE)
-    except OSError as exc:
-        _no_link(path, what)
-        raise SettingsError(f"{what}: cannot write {path}: {exc.strerror}") from None
+def _write(path: Path, flags: int, data: bytes) -> None:
+    fd = os.open(path, _NEW_FILE | flags, PRIVATE_FILE)
     with os.fdopen(fd, "wb") as file:
         file.write(data)
+
+
+def _why(exc: OSError, what: str) -> str:
+    where = Path(exc.filename) if exc.filename else None
+    if where is not None and where.is_symlink():
+        return f"{what}: {where} {LINKED}"
+    return f"{what}: cannot write {where or 'the spool'}: {exc.strerror or exc}"
