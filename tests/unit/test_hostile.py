@@ -9,8 +9,13 @@ The expected line of every record is worked out here, as the file is written.
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 import re
+import resource
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from renewd.cli.main import main
+from renewd.cli.report import ORDER_COLUMNS, write_orders_csv
 from renewd.core.errors import Problem, ProblemsError, SnapshotError
 from renewd.core.facts import FACTS, FactType
 from renewd.core.model import Anchor, Mailbox
@@ -1034,3 +1040,201 @@ def test_valid_generic_rules_compile_and_match(rules: tuple[ValidRule, ...]) -> 
         if written.flags:
             flipped = {k: not v for k, v in written.flags.items()}
             assert written.id not in evaluator.engine.matches(facts_for(day, flipped))
+
+
+# --- property 5: config files, near misses and secrets in the wrong place -------------------------
+
+SECRET = "hunter2-s3cret"
+PATHS = {"rules", "snapshot", "templates", "ledger", "path", "password_file", "ca_file", "backend"}
+GOOD_CONFIG: dict[str, Any] = {
+    "rules": str(ROOT / "rules"),
+    "snapshot": "snapshots/{date}.csv",
+    "ledger": "state/ledger.sqlite3",
+    "default_locale": "en",
+    "locales": ["en", "zh-CN"],
+    "catch_up_days": 31,
+    "messages": {"brand": "Example", "renewal_url": "https://x.example/{mailbox_id}"},
+    "guards": {"max_deletion_share": 0.01, "min_deletions": 10},
+    "serve": {"run_at": "02:00", "overdue_hours": 26, "listen": "", "alert_to": ["o@x.example"]},
+    "billing": {"backend": "ledger"},
+    "senders": {
+        "email": {
+            "backend": "smtp", "host": "mail.example.com", "from": "r@x.example",
+            "username": "renewd", "password_env": "HOME", "port": 587, "timeout": 30,
+        },
+        "sms": {"backend": "console", "window": "09:00-21:00"},
+    },
+}  # fmt: skip
+
+
+@st.composite
+def config_documents(draw: st.DrawFn) -> Any:
+    """The good config with up to four slips: a typo, a value of the wrong type, the secret
+    written where a number or a name belongs, a key dropped or a value put in a list."""
+    document = copy.deepcopy(GOOD_CONFIG)
+    for _ in range(draw(st.integers(0, 4))):
+        target = draw(st.sampled_from(containers(document)))
+        if isinstance(target, dict) and target:
+            key = draw(st.sampled_from(list(target)))
+            slip = draw(st.sampled_from(["typo", "junk", "secret", "drop", "listify"]))
+            if slip == "typo" and len(key) > 1:
+                target[draw(st.sampled_from(typos(key)))] = target.pop(key)
+            elif slip == "drop":
+                del target[key]
+            elif slip == "listify":
+                target[key] = [target[key]]
+            elif slip == "secret" and key not in PATHS:
+                target[key] = draw(st.sampled_from([SECRET, [SECRET], {"x": SECRET}]))
+            else:
+                target[key] = draw(JUNK)
+        elif isinstance(target, list) and target:
+            target[draw(st.integers(0, len(target) - 1))] = draw(st.one_of(JUNK, st.just(SECRET)))
+    return document
+
+
+@st.composite
+def config_bytes(draw: st.DrawFn) -> bytes:
+    document = draw(st.one_of(config_documents(), config_documents(), JUNK))
+    data = dump(document, draw(st.booleans()), draw(st.sampled_from([60, 10**6]))).encode()
+    for name in draw(st.lists(st.sampled_from(sorted(MUTATIONS)), max_size=1)):
+        data = MUTATIONS[name](data, draw(st.integers(0, max(len(data) - 1, 0))))
+    return data
+
+
+@budget(300)
+@given(config_bytes())
+def test_a_config_loads_or_check_says_each_problem_on_one_line_without_the_secret(
+    data: bytes,
+) -> None:
+    with scratch() as tmp:
+        config = tmp / "config.yaml"
+        config.write_bytes(data)
+        result = CliRunner().invoke(
+            main, ["check", "--config", str(config)], env={"HOME": str(tmp)}
+        )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code in (0, 1), result.output
+    assert SECRET not in result.output
+    lines = result.stderr.splitlines()
+    assert bool(lines) == (result.exit_code == 1)
+    assert all(CHECK_LINE.match(line) for line in lines), lines
+
+
+# --- property 6: templates, in a child process with a memory limit --------------------------------
+
+SIZES = [0, 1, 3, 1000, 100_000, 262_144, 262_145, 10**6, 10**9, 10**18]
+NUMBER = st.sampled_from(SIZES)
+EXPRESSIONS = st.one_of(
+    st.sampled_from(["brand", "days_left", "'ab'", "[1, 2]", "(1, 'x')", "{'a': 1}", "none"]),
+    st.builds("'x' * {}".format, NUMBER),
+    st.builds("{} ** {}".format, st.sampled_from([0, 1, -1, 2, 10, 2.0]), NUMBER),
+    st.builds("'%{}d' % 1".format, NUMBER),
+    st.builds("'{{:>{}}}'.format(1)".format, NUMBER),
+    st.builds("range({})|join('{}')".format, NUMBER, st.sampled_from(["", ",", "x" * 100])),
+    st.builds(
+        "'ab\\ncd'|{}({})".format,
+        st.sampled_from(["center", "indent", "wordwrap", "truncate", "batch", "slice"]),
+        NUMBER,
+    ),
+    st.builds("('x' * {}).{}({})".format, NUMBER, st.sampled_from(["center", "zfill"]), NUMBER),
+    st.builds("(1).to_bytes({}, 'big')".format, NUMBER),
+    st.sampled_from(["1 / 0", "none.x", "''.__class__", "lipsum(5)", "undefined_name"]),
+)
+STATEMENTS = st.recursive(
+    st.one_of(
+        st.builds("{{{{ {} }}}}".format, EXPRESSIONS),
+        st.builds("{{{{ ({}) ~ ({}) }}}}".format, EXPRESSIONS, EXPRESSIONS),
+        st.builds("{{% set v = [{}, {}] %}}{{{{ [v, v] }}}}".format, EXPRESSIONS, EXPRESSIONS),
+        st.text(st.sampled_from("ab\n{}%#-"), max_size=8),
+        st.sampled_from(
+            [
+                "{% include 'en/t/sms.txt' %}",  # itself
+                "{% include '../../etc/passwd' %}",
+                "{% include 'nope' %}",
+                "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}",
+                "{% macro m(s) %}{{ m(s ~ s) }}{% endmacro %}{{ m('ab') }}",
+            ]
+        ),
+    ),
+    lambda inner: st.one_of(
+        st.builds("{{% for i in range({}) %}}{}{{% endfor %}}".format, NUMBER, inner),
+        st.builds("{{% if days_left %}}{}{{% else %}}{}{{% endif %}}".format, inner, inner),
+        st.builds(
+            "{{% set ns = namespace(s='ab') %}}{{% for i in range({}) %}}{{% set ns.s = ns.s ~ ns.s %}}{}{{% endfor %}}".format,
+            NUMBER,
+            inner,
+        ),
+        st.lists(inner, max_size=3).map("\n".join),
+    ),
+    max_leaves=6,
+)
+
+
+@budget(250)
+@given(STATEMENTS)
+def templates_render_or_fail_at_their_line(text: str) -> None:
+    """Run by the test below in a child: any template renders within the output limit, or fails
+    as a TemplateError at a line of its own file; never out of memory, never a hang."""
+    from renewd.delivery.limits import MAX_OUTPUT
+    from renewd.delivery.templating import Renderer, TemplateError
+
+    with scratch() as tmp:
+        part = tmp / "en" / "t" / "sms.txt"
+        part.parent.mkdir(parents=True)
+        part.write_text(text, encoding="utf-8")
+        values = {"brand": "Example", "days_left": 3, "none": None}
+        try:
+            out = Renderer(tmp, "en").part("en", "t", "sms.txt", values)
+        except TemplateError as exc:
+            assert exc.path == str(part), exc
+            assert 0 < exc.line <= text.count("\n") + 1, exc
+            assert exc.message.strip() and "\n" not in exc.message
+            assert exc.message != "ran out of memory"
+            return
+    assert len(out) <= MAX_OUTPUT
+
+
+def test_templates_render_or_fail_at_their_line_within_a_memory_limit() -> None:
+    """The property above in a child limited to 1 GiB: a limit that fails shows as a failed
+    example (out of memory), or a timeout, not as a machine brought down."""
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import test_hostile; "
+        "test_hostile.templates_render_or_fail_at_their_line()"
+    )
+    here = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(here), str(here.parent)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- property 7: CSV exports are safe to open in a spreadsheet ------------------------------------
+
+CELLS = st.one_of(
+    st.text(max_size=12),
+    pieces(st.sampled_from(" \t\r\n\u00a0\u3000"), *FORMULAS, "-5", "=", "\uff1d", "a", '"', ","),
+)
+
+
+@budget(300)
+@given(st.lists(CELLS, min_size=1, max_size=4))
+def test_an_orders_export_never_starts_a_cell_with_a_formula(references: list[str]) -> None:
+    columns = ORDER_COLUMNS
+    rows = [
+        {c: f"x{n}" for c in (*columns, "id")} | {"reference": r} for n, r in enumerate(references)
+    ]
+    out = io.StringIO()
+    write_orders_csv(rows, out)  # type: ignore[arg-type]
+    [header, *read] = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    assert header == list(columns)
+    for original, row in zip(references, read, strict=True):
+        cell = row[columns.index("reference")]
+        assert cell in (original, "'" + original)
+        first = cell.lstrip(" \t\r\n\u00a0\u3000")[:1]
+        formula = first and first in "=+-@\uff1d\uff0b\uff0d\uff20"
+        assert cell.startswith("'") or not (formula or cell[:1] in ("\t", "\r", "\n"))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from renewd.act.plugins import plugin
-from renewd.config.load import load_config
+from renewd.config.load import LISTEN_HINT, load_config, split_listen
 from renewd.config.model import Config
 from renewd.core.errors import Problem, ProblemsError
 from renewd.delivery.messages import sample_decision, sample_mailbox, variables
@@ -14,10 +20,15 @@ from renewd.delivery.templating import PARTS, Renderer, TemplateError, sms_segme
 from renewd.policy.engine import Engine
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy, Rule
+from renewd.state.db import Database, LedgerError, database_url, sqlite_path
 
 
-def check(path: Path) -> list[Problem]:
-    """Every problem found, in file order; an empty list means the daemon would accept it all."""
+def check(path: Path, serving: str = "") -> list[Problem]:
+    """Every problem found, in file order; an empty list means the daemon would accept it all.
+
+    `serving` is the address a running daemon already listens on (a reload): it is not
+    probed, since the daemon itself holds it.
+    """
     try:
         config = load_config(path)
         policy = load_policy(policy_files(config.rules))
@@ -27,7 +38,12 @@ def check(path: Path) -> list[Problem]:
         Engine(policy)
     except Exception as exc:  # durable_rules raises bare Exceptions for definitions it refuses
         return [Problem(policy.sources[0], 0, f"durable_rules refused the compiled policy: {exc}")]
-    return template_problems(config, policy) + backend_problems(config)
+    return (
+        template_problems(config, policy)
+        + backend_problems(config)
+        + ledger_problems(config)
+        + listen_problems(config, serving)
+    )
 
 
 def template_problems(config: Config, policy: Policy) -> list[Problem]:
@@ -74,14 +90,76 @@ def backend_problems(config: Config) -> list[Problem]:
         try:
             plugin(kind, settings["backend"])(settings, config.base)
         except Exception as exc:  # any refusal of the settings is a config problem to show
-            problems.append(Problem(str(config.path), 0, _prefixed(kind, exc)))
+            problems.append(_problem(config, kind, _prefixed(kind, exc)))
     for channel, settings in config.senders.items():
         try:
             send_window(settings, channel)
             plugin("sender", settings["backend"])(settings, config.base, channel)
         except Exception as exc:  # same: the sender's own message says what is wrong
-            problems.append(Problem(str(config.path), 0, _prefixed(f"senders.{channel}", exc)))
+            what = f"senders.{channel}"
+            problems.append(_problem(config, what, _prefixed(what, exc)))
     return problems
+
+
+def ledger_problems(config: Config) -> list[Problem]:
+    """The ledger opens (read-only, creating nothing), or could be created where it is named."""
+    url = database_url(config.ledger, config.base)
+    path = sqlite_path(url)
+    try:
+        if path is None or path.exists() or path.is_symlink():
+            Database(url, readonly=True).close()
+            return []
+    except LedgerError as exc:
+        return [_problem(config, "ledger", str(exc))]
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        reason = f"cannot create it: {folder} is not a directory renewd may write"
+        return [_problem(config, "ledger", f"ledger {path}: {reason}")]
+    return []
+
+
+def listen_problems(config: Config, serving: str = "") -> list[Problem]:
+    """`serve` can listen on serve.listen: the name resolves and nothing else holds the port."""
+    address = config.serve.listen
+    if not address or address == serving:
+        return []
+    host, port = split_listen(address)
+    try:
+        family, kind, protocol, _, where = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(where)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE and _renewd_answers(host, port):
+            return []  # the running daemon holds it: `check` beside a live `serve`
+        reason = exc.strerror or str(exc)
+        message = f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
+        return [_problem(config, "serve.listen", message)]
+    return []
+
+
+def _renewd_answers(host: str, port: int) -> bool:
+    """Whether what holds the address is a renewd: its /healthz answers with a policy."""
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            body = answer.read(1 << 20)
+    except urllib.error.HTTPError as refused:  # 503: a renewd that is not healthy
+        body = refused.read(1 << 20)
+    except (OSError, ValueError):
+        return False
+    try:
+        return "policy" in json.loads(body)
+    except (ValueError, TypeError):
+        return False
+
+
+def _problem(config: Config, key: str, message: str) -> Problem:
+    return Problem(str(config.path), config.lines.get(key, 0), message)
 
 
 def _prefixed(what: str, exc: Exception) -> str:

@@ -254,7 +254,8 @@ def order_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
 
 
 def write_orders_csv(rows: Iterable[RowMapping], out: TextIO) -> None:
-    """CSV for invoicing; cells a spreadsheet would run as a formula are defused with a quote."""
+    """CSV for invoicing; cells a spreadsheet would run as a formula are defused (OWASP's CSV
+    injection rules: a leading quote; the csv module quotes and doubles quotes as needed)."""
     writer = csv.writer(out)
     writer.writerow(ORDER_COLUMNS)
     for row in rows:
@@ -266,8 +267,17 @@ def _order_cell(row: RowMapping, column: str) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
+# = + - @, and their full-width forms, which some spreadsheets fold into them
+FORMULA = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+BLANKS = " \t\r\n\x0b\x0c\u00a0\u3000"
+
+
 def _defuse(cell: str) -> str:
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+    """A cell that starts a formula, even after blanks (` =1+2`, `\t@SUM(A1)`), or that starts
+    with a tab or line break, is prefixed with `'`, which spreadsheets show as text."""
+    if cell[:1] in ("\t", "\r", "\n") or cell.lstrip(BLANKS)[:1] in FORMULA:
+        return "'" + cell
+    return cell
 
 
 def month_bounds(month: str, timezone: str) -> tuple[str, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable
 from datetime import time
 from decimal import Decimal, InvalidOperation
@@ -28,10 +30,24 @@ def _text(r: Reader, value: Any, line: int, key: str) -> Any:
     return None
 
 
+LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*\Z")  # a folder name, never a path
+
+
 def _locales(r: Reader, value: Any, line: int, key: str) -> Any:
-    if isinstance(value, list) and value and all(isinstance(x, str) for x in value):
+    if isinstance(value, list) and value and all(_locale(x) for x in value):
         return tuple(value)
-    r.problem(line, "locales must be a list such as [en, zh-CN]")
+    r.problem(line, "locales must be a list of locale names such as [en, zh-CN]")
+    return None
+
+
+def _locale(value: Any) -> bool:
+    return isinstance(value, str) and LOCALE.match(value) is not None
+
+
+def _default_locale(r: Reader, value: Any, line: int, key: str) -> Any:
+    if _locale(value):
+        return value
+    r.problem(line, "default_locale must be a locale name such as en or zh-CN")
     return None
 
 
@@ -71,13 +87,14 @@ def _guards(r: Reader, value: Any, line: int, key: str) -> Any:
                 share = Decimal(str(node[name]))
             except InvalidOperation:
                 share = Decimal(-1)
-            if not 0 <= share <= 1:
+            if not share.is_finite() or not 0 <= share <= 1:
                 r.problem(
                     node.lines[name], f"guards.{name} must be a share from 0 to 1 (0.01 is 1%)"
                 )
             values[name] = share
     if "min_deletions" in node:
-        if not isinstance(node["min_deletions"], int) or node["min_deletions"] < 0:
+        count = node["min_deletions"]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             r.problem(
                 node.lines["min_deletions"], "guards.min_deletions must be a whole number >= 0"
             )
@@ -92,8 +109,8 @@ def _messages(r: Reader, value: Any, line: int, key: str) -> Any:
     r.known_keys(node, ("brand", "renewal_url", "sms_max_segments"), "messages")
     values = {
         k: _text(r, node[k], node.lines[k], f"messages.{k}")
-        for k in node
-        if k != "sms_max_segments"
+        for k in ("brand", "renewal_url")
+        if k in node
     }
     if "sms_max_segments" in node:
         segments = node["sms_max_segments"]
@@ -108,6 +125,16 @@ def _messages(r: Reader, value: Any, line: int, key: str) -> Any:
             node.lines.get("renewal_url", node.line),
             "messages.renewal_url must contain {mailbox_id}",
         )
+    else:
+        try:
+            url.format(mailbox_id="", account_id="")
+        except (KeyError, IndexError, ValueError):
+            r.problem(
+                node.lines.get("renewal_url", node.line),
+                "messages.renewal_url may use {mailbox_id} and {account_id}, and no other {...}",
+            )
+    if None in values.values():
+        return None
     return MessageSettings(**values)
 
 
@@ -119,6 +146,9 @@ SERVE_SECONDS = (
     "stop_timeout_seconds",
     "overdue_hours",
 )
+LONGEST = 366 * 24 * 3600  # no wait or interval is longer than a year
+LISTEN_HINT = '(choose another address, or "" for no listener)'
+LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]/]+)):(?P<port>\d{1,5})\Z")
 
 
 def _serve(r: Reader, value: Any, line: int, key: str) -> Any:
@@ -129,7 +159,7 @@ def _serve(r: Reader, value: Any, line: int, key: str) -> Any:
     values: dict[str, Any] = {}
     for name in node:
         parsed = _serve_value(r, name, node[name], node.lines[name])
-        if parsed is not None:
+        if parsed is not None and name in ServeSettings.__dataclass_fields__:
             values[name] = parsed
     return ServeSettings(**values)
 
@@ -137,19 +167,41 @@ def _serve(r: Reader, value: Any, line: int, key: str) -> Any:
 def _serve_value(r: Reader, name: str, item: Any, where: int) -> Any:
     if name in SERVE_TIMES:
         try:
-            return time.fromisoformat(str(item))
+            if isinstance(item, str):
+                return time.fromisoformat(item)
         except ValueError:
-            r.problem(where, f"serve.{name} must be a time such as 02:00")
-            return None
+            pass
+        r.problem(where, f'serve.{name} must be a time in quotes, such as "02:00"')
+        return None
     if name in SERVE_SECONDS:
-        if isinstance(item, int | float) and not isinstance(item, bool) and item > 0:
+        longest = LONGEST / 3600 if name.endswith("_hours") else LONGEST
+        number = isinstance(item, int | float) and not isinstance(item, bool)
+        if number and math.isfinite(item) and 0 < item <= longest:
             return float(item)
-        r.problem(where, f"serve.{name} must be a positive number")
+        r.problem(where, f"serve.{name} must be a positive number, at most {longest:.0f}")
         return None
     if name == "alert_to":
         if isinstance(item, list) and all(isinstance(a, str) and "@" in a for a in item):
             return tuple(item)
         r.problem(where, "serve.alert_to must be a list of email addresses")
+        return None
+    if name == "listen":
+        return _listen(r, item, where)
+    return None
+
+
+def _listen(r: Reader, item: Any, where: int) -> str | None:
+    """host:port, [v6]:port, or empty (no listener); a port 1-65535."""
+    if item == "" or item is None:
+        return ""
+    found = LISTEN.match(item) if isinstance(item, str) else None
+    if found is None or not 1 <= int(found["port"]) <= 65535:
+        r.problem(
+            where,
+            "serve.listen must be host:port with a port from 1 to 65535, such as "
+            '"127.0.0.1:9464" (this machine only), "0.0.0.0:9464" or "[::1]:9464"; '
+            '"" turns the listener off',
+        )
         return None
     return str(item)
 
@@ -159,7 +211,7 @@ KEYS: dict[str, Parser] = {
     "rules": _text,
     "snapshot": _text,
     "templates": _text,
-    "default_locale": _text,
+    "default_locale": _default_locale,
     "locales": _locales,
     "catch_up_days": _days,
     "message_ttl_days": _days,
@@ -186,7 +238,8 @@ def load_config(path: Path) -> Config:
     values = {key: KEYS[key](r, node[key], node.lines[key], key) for key in node if key in KEYS}
     if "rules" not in node:
         r.problem(node.line, "the config needs 'rules' (a directory of policy files)")
-    if values.get("default_locale", "en") not in values.get("locales", Config.locales):
+    locales, default = values.get("locales", Config.locales), values.get("default_locale", "en")
+    if locales is not None and default is not None and default not in locales:
         r.problem(
             node.lines.get("default_locale", node.line), "default_locale must be one of locales"
         )
@@ -194,4 +247,20 @@ def load_config(path: Path) -> Config:
     values["rules"] = path.parent / values["rules"]
     if "templates" in values:
         values["templates"] = path.parent / values["templates"]
-    return Config(path=path, **values)
+    return Config(path=path, lines=_lines(node), **values)
+
+
+def _lines(node: LocatedMap) -> dict[str, int]:
+    lines = dict(node.lines)
+    for key, value in node.items():
+        if isinstance(value, LocatedMap):
+            lines.update({f"{key}.{name}": line for name, line in value.lines.items()})
+    return lines
+
+
+def split_listen(address: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port`, as `serve.listen` has been checked to be."""
+    found = LISTEN.match(address)
+    if found is None:
+        raise ValueError(f"not host:port: {address!r}")
+    return found["v6"] or found["host"], int(found["port"])

@@ -67,6 +67,9 @@ class Config:
     guards: GuardSettings = field(default_factory=GuardSettings)
     messages: MessageSettings = field(default_factory=MessageSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    """Where each setting is in the file (`ledger`, `senders.email`, `serve.listen`), for
+    problems found after loading it."""
 
     @property
     def base(self) -> Path:

@@ -3,6 +3,7 @@ the environment or a file, never from the config, and are never shown."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,30 @@ def known_settings(settings: dict[str, Any], allowed: tuple[str, ...], what: str
         raise SettingsError(
             f"{what}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(allowed)})"
         )
+
+
+def number(
+    settings: dict[str, Any],
+    key: str,
+    what: str,
+    default: float,
+    low: float = 0,
+    high: float = 86_400,
+    whole: bool = False,
+) -> float:
+    """A numeric setting within [low, high]; the error never repeats the value, which may be a
+    secret written on the wrong line."""
+    value = settings.get(key, default)
+    right_type = isinstance(value, int) if whole else isinstance(value, int | float)
+    if (
+        not right_type
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        kind = "a whole number" if whole else "a number"
+        raise SettingsError(f"{what}: {key} must be {kind} from {low:g} to {high:g}")
+    return float(value)
 
 
 class Secret:

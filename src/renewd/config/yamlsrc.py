@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -27,36 +27,81 @@ class LocatedList(list[Any]):
 
 
 MAX_DEPTH = 100  # far beyond any real policy, far below Python's recursion limit
+MAX_NODES = 20_000  # values in one file, every alias expanded; the shipped policy has ~150
+MAX_BYTES = 1 << 20  # one policy or config file
 _BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what PyYAML counts as a new line
 
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader whose containers carry line numbers; it constructs only the safe tags.
 
-    Every failure becomes a MarkedYAMLError with a line: nesting too deep to walk, and values
-    PyYAML's own constructors choke on (`2026-02-30`, `!!int abc`, `!!map [a]`).
+    Every failure becomes a MarkedYAMLError with a line: nesting too deep to walk, a document
+    that would hold more than MAX_NODES values once its aliases are expanded (`&a [*b, *b, ...]`
+    nested a few levels is billions), and values PyYAML's own constructors choke on
+    (`2026-02-30`, `!!int abc`, `!!map [a]`). Values are counted as they are read, so a file
+    past the limit is refused at that point, not after it has all been read.
     """
 
     _depth = 0
+    _reached = 0
+    _count = 0
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, tuple[int, int]] = {}  # anchored node -> (values, levels)
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                message = f"nested more than {MAX_DEPTH} levels deep"
-                raise yaml.composer.ComposerError(None, None, message, mark)
-            return super().compose_node(parent, index)
+                self._refuse(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            if isinstance(event, yaml.AliasEvent):
+                node = super().compose_node(parent, index)
+                self._expand(node, event.start_mark)
+                return node
+            count, reached = self._count, self._reached
+            self._reached = self._depth
+            node = super().compose_node(parent, index)
+            self._count += 1
+            if self._count > MAX_NODES:
+                self._refuse(f"more than {MAX_NODES:,} values in one file", event.start_mark)
+            if event.anchor is not None and node is not None:
+                self._sizes[id(node)] = (self._count - count, self._reached - self._depth + 1)
+            self._reached = max(reached, self._reached)
+            return node
         finally:
             self._depth -= 1
+
+    def _expand(self, node: yaml.Node | None, mark: Any) -> None:
+        """An alias stands for a copy of its anchor's values: count them, and their depth."""
+        size = self._sizes.get(id(node))
+        if size is None:
+            self._refuse("an alias inside its own anchor", mark)
+        values, levels = size
+        self._count += values
+        self._reached = max(self._reached, self._depth + levels - 1)
+        if self._count > MAX_NODES:
+            self._refuse(
+                f"more than {MAX_NODES:,} values in one file once its aliases are expanded", mark
+            )
+        if self._reached > MAX_DEPTH:
+            message = f"nested more than {MAX_DEPTH} levels deep once its aliases are expanded"
+            self._refuse(message, mark)
+
+    @staticmethod
+    def _refuse(message: str, mark: Any) -> NoReturn:
+        raise yaml.composer.ComposerError(None, None, message, mark)
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
             kind = str(node.tag).rsplit(":", 1)[-1]
-            reason = " ".join(str(exc).split())
-            message = f"cannot read this value as {kind} ({reason}); quote it if it is text"
+            # a date's reason says what is wrong with it; others would repeat the value itself,
+            # which may be a secret on the wrong line
+            reason = f" ({' '.join(str(exc).split())})" if kind == "timestamp" else ""
+            message = f"cannot read this value as {kind}{reason}; quote it if it is text"
             raise yaml.constructor.ConstructorError(None, None, message, node.start_mark) from exc
 
 
@@ -98,9 +143,16 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 def load_yaml(path: Path) -> Any:
     """Parse one YAML file; syntax errors become a `path:line: message` problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ProblemsError([Problem(str(path), 0, f"cannot read: {exc.strerror}")]) from exc
+    if len(data) > MAX_BYTES:
+        line = data.count(b"\n", 0, MAX_BYTES) + 1
+        message = f"larger than {MAX_BYTES >> 20} MiB: not a policy or config file renewd reads"
+        raise ProblemsError([Problem(str(path), line, message)])
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProblemsError([Problem(str(path), 0, "not UTF-8 text")]) from exc
     try:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+
+from renewd.delivery.limits import LimitError, restore, start
+from renewd.delivery.sandbox import LimitedEnvironment, LimitedLoader
 
 SHIPPED = Path(__file__).parent / "templates"
 PARTS = {"email": ("subject.txt", "body.txt", "body.html"), "sms": ("sms.txt",)}
@@ -40,8 +41,8 @@ class TemplateError(Exception):
         self.path, self.line, self.message = path, line, message
 
 
-def environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+def environment(loader: jinja2.BaseLoader | None = None) -> LimitedEnvironment:
+    return LimitedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -50,7 +51,8 @@ def environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment
 
 
 class Renderer:
-    """Templates from the operator's directory, then the shipped ones; strict and sandboxed.
+    """Templates from the operator's directory, then the shipped ones; strict, sandboxed and
+    limited (see `limits`).
 
     Where a part is found and its compiled template are kept for the renderer's life (a run
     makes its own): a bulk run renders the same few parts thousands of times, and finding one
@@ -59,41 +61,50 @@ class Renderer:
 
     def __init__(self, override: Path | None, default_locale: str) -> None:
         self.roots = [p for p in (override, SHIPPED) if p is not None]
-        self.env = environment(jinja2.FileSystemLoader([str(p) for p in self.roots]))
+        self.env = environment(LimitedLoader([str(p) for p in self.roots]))
         self.default_locale = default_locale
         self.names: dict[tuple[str, str, str], str] = {}
         self.compiled: dict[str, jinja2.Template] = {}
 
     def find(self, template: str, locale: str, part: str) -> Path | None:
+        """The file of a part; a locale or template name that is not a plain folder name (a
+        snapshot row's locale is data) finds nothing, so it never reaches outside the roots."""
+        if not all(_plain(name) for name in (template, locale, part)):
+            return None
         for root in self.roots:
             if (path := root / locale / template / part).is_file():
                 return path
         return None
 
     def part(self, locale: str, template: str, part: str, values: dict[str, Any]) -> str:
-        """One part, in the locale if it has the template, else in the default locale."""
+        """One part, in the locale if it has the template, else in the default locale.
+
+        Whatever goes wrong inside the template (a syntax error, an unknown variable, a limit,
+        an include that is not there, Python running out of stack or memory) is a
+        TemplateError that names the template file and line where it happened.
+        """
         if (name := self.names.get((locale, template, part))) is None:
             found = locale if self.find(template, locale, part) else self.default_locale
             name = self.names[locale, template, part] = f"{found}/{template}/{part}"
-        locale = name.split("/", 1)[0]
         try:
             if (compiled := self.compiled.get(name)) is None:
                 compiled = self.compiled[name] = self.env.get_template(name)
-            return compiled.render(values).strip()
+            previous = start()
+            try:
+                return compiled.render(values).strip()
+            finally:
+                restore(previous)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(
-                exc.filename or name, exc.lineno, exc.message or "syntax error"
-            ) from exc
-        except jinja2.TemplateNotFound as exc:
-            raise TemplateError(name, 0, "no such template") from exc
-        except (
-            jinja2.UndefinedError,
-            jinja2.exceptions.SecurityError,
-            TypeError,
-            ValueError,
-        ) as exc:
-            path = str(self.find(template, locale, part) or name)
-            raise TemplateError(path, _line_in(exc.__traceback__, path), str(exc)) from exc
+            path = exc.filename or self._path(name)
+            raise TemplateError(path, exc.lineno, exc.message or "syntax error") from exc
+        except Exception as exc:  # anything a template does wrong is that template's error
+            path, line = _where(exc, self._path(name))
+            raise TemplateError(path, line, _reason(exc, included=line > 0)) from exc
+
+    def _path(self, name: str) -> str:
+        """The file a template name stands for, to name in an error."""
+        locale, template, part = name.split("/", 2)
+        return str(self.find(template, locale, part) or name)
 
     def email(self, template: str, locale: str, values: dict[str, Any]) -> Rendered:
         subject = " ".join(self.part(locale, template, "subject.txt", values).split())
@@ -105,14 +116,42 @@ class Renderer:
         return self.part(locale, template, "sms.txt", values)
 
 
-def _line_in(trace: TracebackType | None, path: str) -> int:
-    """The template line of an error: Jinja puts the template's own frames into the traceback."""
-    line = 0
+def _plain(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def _where(exc: BaseException, path: str) -> tuple[str, int]:
+    """The innermost template line of an error (Jinja puts a frame for each template line into
+    the traceback: an include's error is in the included file); else the part's own file."""
+    if isinstance(exc, LimitError) and exc.path:
+        return exc.path, exc.line
+    where = (path, 0)
+    trace = exc.__traceback__
     while trace is not None:
-        if trace.tb_frame.f_code.co_filename == path:
-            line = trace.tb_lineno
+        if "__jinja_exception__" in trace.tb_frame.f_globals:
+            where = (trace.tb_frame.f_code.co_filename, trace.tb_lineno)
         trace = trace.tb_next
-    return line
+    return where
+
+
+def _reason(exc: BaseException, included: bool) -> str:
+    if isinstance(exc, jinja2.TemplateNotFound) and not included:
+        return "no such template"
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return (
+            f"no template {exc.name!r} to include (names are relative to the template "
+            "directories; '..' cannot leave them)"
+        )
+    if isinstance(exc, RecursionError):
+        return "nested too deeply (a macro or include that calls itself?)"
+    if isinstance(exc, MemoryError):
+        return "ran out of memory"
+    message = " ".join(str(exc).split())
+    return (
+        message
+        if isinstance(exc, LimitError | jinja2.TemplateError)
+        else (f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+    )
 
 
 def sms_segments(text: str) -> int:

@@ -86,6 +86,7 @@ class Daemon:
         self.resume_at: datetime | None = None
         self.beat = time.monotonic()
         self.watch: LockWatch | None = None
+        self.listening = ""  # the serve.listen this process holds: a reload does not probe it
         now = self.clock.now()
         self.state = State(started=now, next_run=next_run(now, self.config.serve.run_at, self.zone))
         self.sources = self._sources()
@@ -259,7 +260,7 @@ class Daemon:
         """Validate everything first; swap only if all of it is good, else keep running as is."""
         self.reload_requested = False
         self.sources = self._sources()
-        problems = check(self.config_path)
+        problems = check(self.config_path, serving=self.listening)
         if problems:
             self.state.reload_errors = [str(p) for p in problems]
             self.metrics.reload_failures.inc()
@@ -342,5 +343,6 @@ class Daemon:
             return None
         observer = Observer(self.config.serve.listen, self.metrics, self.health)
         observer.start()
+        self.listening = self.config.serve.listen
         log.info("metrics and /healthz on http://%s", observer.address)
         return observer

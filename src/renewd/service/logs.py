@@ -44,7 +44,11 @@ class JsonFormatter(logging.Formatter):
 def setup(fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else JournalFormatter("%(message)s"))
-    root = logging.getLogger("renewd")
+    own = logging.getLogger("renewd")
+    own.handlers[:] = [handler]
+    own.setLevel(logging.INFO)
+    own.propagate = False
+    # What libraries log (asyncio, aiosmtplib) comes out the same way, so JSON stays JSON.
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    root.setLevel(logging.WARNING)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from renewd.config.load import LISTEN_HINT, split_listen
+from renewd.core.errors import RenewdError
+
+log = logging.getLogger("renewd")
+
+BACKLOG = 256  # connections the kernel queues while the loop is busy
+MAX_CLIENTS = 512  # open at once; idle ones time out, so new ones get in again
+MAX_REQUEST = 16_384  # bytes of request line and headers
+REQUEST_TIMEOUT = 10.0  # seconds for a request to arrive whole, and for its answer to be taken
 
 
 class Metrics:
@@ -54,57 +67,108 @@ class Metrics:
         self.reload_ok.set(1)
 
 
+class ListenError(RenewdError):
+    """serve.listen cannot be listened on."""
+
+
 class Observer:
-    """A small HTTP server in a daemon thread: /metrics, and /healthz judged by `health()`."""
+    """/metrics and /healthz (judged by `health()`), served by one thread running an event loop.
+
+    http.server's thread per connection let 300 idle clients hold 300 threads and a backlog of
+    5 drop half of 200 concurrent ones. Here a client costs a socket, not a thread; its request
+    must arrive whole within `request_timeout` and its answer be taken within as long; at most
+    MAX_CLIENTS are open at once (more are closed at once, until the idle ones time out); a
+    client that goes away is a debug line.
+    """
 
     def __init__(
-        self, address: str, metrics: Metrics, health: Callable[[], tuple[bool, dict[str, Any]]]
+        self,
+        address: str,
+        metrics: Metrics,
+        health: Callable[[], tuple[bool, dict[str, Any]]],
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
-        host, _, port = address.rpartition(":")
+        host, port = split_listen(address)
         self.metrics = metrics
         self.health = health
-        self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), self._handler())
-        self.server.daemon_threads = True
+        self.request_timeout = request_timeout
+        self.open = 0
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.server = self.loop.run_until_complete(
+                asyncio.start_server(
+                    self._client, host, port, backlog=BACKLOG, limit=MAX_REQUEST, reuse_address=True
+                )
+            )
+        except OSError as exc:
+            self.loop.close()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(
+                f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
+            ) from None
         self.thread = threading.Thread(
-            target=self.server.serve_forever, name="renewd-observe", daemon=True
+            target=self.loop.run_forever, name="renewd-observe", daemon=True
         )
 
     @property
     def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host.decode() if isinstance(host, bytes) else host}:{port}"
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def start(self) -> None:
         self.thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        async def close() -> None:
+            self.server.close()
+            await self.server.wait_closed()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        observer = self
+        if self.thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+        else:
+            self.loop.run_until_complete(close())
+        self.loop.close()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/metrics":
-                    self._reply(
-                        200, CONTENT_TYPE_LATEST, generate_latest(observer.metrics.registry)
-                    )
-                elif self.path == "/healthz":
-                    healthy, detail = observer.health()
-                    body = json.dumps({"healthy": healthy, **detail}, default=str).encode()
-                    self._reply(200 if healthy else 503, "application/json", body)
-                else:
-                    self._reply(404, "text/plain", b"not found\n")
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        try:
+            if self.open <= MAX_CLIENTS:
+                await self._serve(reader, writer)
+            else:
+                log.debug("metrics: %d clients already open; closing a new one", MAX_CLIENTS)
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            log.debug("metrics: client went away: %s", type(exc).__name__)
+        except asyncio.LimitOverrunError:
+            log.debug("metrics: request head over %d bytes", MAX_REQUEST)
+        finally:
+            self.open -= 1
+            writer.close()
 
-            def _reply(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.request_timeout)
+        method, _, rest = head.partition(b"\r\n")[0].decode("latin-1").partition(" ")
+        target = rest.partition(" ")[0].partition("?")[0]
+        status, content_type, body = self._answer(method, target)
+        lines = [
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+        ]
+        writer.write("\r\n".join(lines).encode() + b"\r\n\r\n")
+        if method != "HEAD":
+            writer.write(body)
+        await asyncio.wait_for(writer.drain(), self.request_timeout)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        return Handler
+    def _answer(self, method: str, target: str) -> tuple[int, str, bytes]:
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"only GET\n"
+        if target == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
+        if target == "/healthz":
+            healthy, detail = self.health()
+            body = json.dumps({"healthy": healthy, **detail}, default=str).encode()
+            return (200 if healthy else 503), "application/json", body
+        return 404, "text/plain", b"not found\n"

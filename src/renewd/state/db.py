@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from sqlalchemy import Engine, create_engine, event, insert, inspect, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from renewd.core.errors import RenewdError
 from renewd.state.schema import MIGRATIONS, SCHEMA_VERSION, meta, metadata
@@ -29,6 +30,14 @@ class SchemaError(RenewdError):
     """The database holds a schema this renewd cannot use."""
 
 
+class LedgerError(RenewdError):
+    """The ledger cannot be opened at all: not a database, a server that does not answer, a
+    symbolic link where the file should be."""
+
+
+CONNECT_TIMEOUT = 10  # seconds, for a PostgreSQL URL that does not set connect_timeout itself
+
+
 def utcnow() -> str:
     return stamp(datetime.now(UTC))
 
@@ -42,7 +51,8 @@ def database_url(setting: str, base: Path) -> str:
     """A URL as given, or a path (relative to the config) meaning a SQLite file."""
     if "://" in setting:
         return setting
-    return f"sqlite:///{(base / setting).resolve()}"
+    path = base / setting  # its directory resolved, never the file itself (see _refuse_link)
+    return f"sqlite:///{path.parent.resolve() / path.name}"
 
 
 class Database:
@@ -52,15 +62,42 @@ class Database:
     """
 
     def __init__(self, url: str, readonly: bool = False) -> None:
-        parsed = make_url(url)
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise LedgerError(f"ledger {url.split('://')[0]}://...: not a database URL") from None
         sqlite = parsed.get_backend_name() == "sqlite" and bool(parsed.database)
+        if sqlite:
+            _refuse_link(Path(str(parsed.database)))
         if sqlite and not readonly:
             _create_private(Path(str(parsed.database)))
         if sqlite and readonly:
             url = f"sqlite:///file:{parsed.database}?mode=ro&uri=true"
-        self.engine: Engine = create_engine(url)
+        connect_args = {}
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+        try:
+            self.engine: Engine = create_engine(url, connect_args=connect_args)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise LedgerError(f"ledger {shown(parsed)}: cannot use this URL ({exc})") from None
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_readonly if readonly else _sqlite_pragmas)
+        self._probe(parsed)
+
+    def _probe(self, url: URL) -> None:
+        """Open it once now, so that a file that is not a database, or a server that does not
+        answer, is one clear line before anything starts rather than a traceback later."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(
+                    "PRAGMA schema_version" if url.get_backend_name() == "sqlite" else "SELECT 1"
+                )
+        except DBAPIError as exc:
+            self.engine.dispose()
+            reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+            if "not a database" in reason:
+                reason = "not a SQLite database"
+            raise LedgerError(f"ledger {shown(url)}: cannot open it: {reason}") from None
 
     @classmethod
     def existing(cls, url: str) -> Self | None:
@@ -129,11 +166,44 @@ def chunks(values: Collection[str]) -> Iterator[list[str]]:
         yield items[start : start + BATCH]
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ledger URL; None for a server's."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def shown(url: URL) -> str:
+    """A database URL as it may be printed: the password masked."""
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return url.render_as_string(hide_password=True)
+
+
+def _refuse_link(path: Path) -> None:
+    """renewd's state is never reached through a symbolic link: one planted in a shared
+    directory would have it write (or truncate) whatever the link points at."""
+    if path.is_symlink():
+        raise LedgerError(
+            f"ledger {path} is a symbolic link; renewd does not follow links to its state: "
+            "point 'ledger' at the file itself"
+        )
+
+
 def _create_private(path: Path) -> None:
-    """Create the SQLite file owner-only before SQLite does it with the process umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    """Create the SQLite file owner-only, whatever the umask, before SQLite creates it (its
+    journal files take the database file's permissions)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise LedgerError(f"ledger {path}: cannot create it: {exc.strerror}") from None
 
 
 def _sqlite_readonly(dbapi_connection: Any, _record: Any) -> None:

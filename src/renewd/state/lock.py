@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from renewd.core.errors import LockBusy
+from renewd.core.errors import LockBusy, RenewdError
 
 LOCK_CHECK_SECONDS = 1.0  # how often a run checks, as it works, that the lock is still its own
 
@@ -90,7 +90,10 @@ class RunLock:
         return Path(f"{database}.lock")
 
     def _try_file(self) -> bool:
-        fd = os.open(self._path(), os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # never through a link: truncating it would truncate whatever it points at
+            fd = os.open(self._path(), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise RenewdError(f"cannot open the lock file {self._path()}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -66,7 +66,7 @@ class SendWindow:
             start = time.fromisoformat(first)
             end = None if last == "24:00" else time.fromisoformat(last)
         except ValueError:
-            raise ValueError(f"window must look like 09:00-21:00, not {text!r}") from None
+            raise ValueError("window must look like 09:00-21:00") from None
         return cls(start, end)
 
 

@@ -30,7 +30,7 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from renewd.config.plugins import Secret, SettingsError, known_settings, secret
+from renewd.config.plugins import Secret, SettingsError, known_settings, number, secret
 from renewd.delivery.senders.base import Outbound, Result, Status, email_message, setting
 from renewd.delivery.senders.flat import Flat, Flattener
 
@@ -53,6 +53,18 @@ SETTINGS = (
     "max_retry_seconds",
 )
 PORTS = {"starttls": 587, "tls": 465, "none": 25}
+PASSWORDS = {"password", "password_env", "password_file"}
+
+
+def _tls(ca_file: Any, base: Path, what: str) -> ssl.SSLContext:
+    """One context for every connection; an extra CA file that cannot be used is a setting's
+    error, said once."""
+    cafile = str(base / ca_file) if isinstance(ca_file, str) else None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "not PEM"
+        raise SettingsError(f"{what}: cannot use ca_file {cafile}: {reason}") from None
 
 
 class SmtpSender:
@@ -65,22 +77,22 @@ class SmtpSender:
         self.security = setting(settings, "security", what, "starttls")
         if self.security not in PORTS:
             raise SettingsError(f"{what}: security must be starttls, tls or none")
-        self.port = int(settings.get("port", PORTS[self.security]))
+        self.port = int(number(settings, "port", what, PORTS[self.security], 1, 65535, True))
         self.sender = setting(settings, "from", what)
         self.reply_to = str(settings.get("reply_to", ""))
         self.username = str(settings.get("username", ""))
-        self.password: Secret | None = (
-            secret(settings, "password", what, base) if self.username else None
-        )
-        self.timeout = float(settings.get("timeout", 30))
-        self.concurrency = int(settings.get("connections", 8))
-        self.attempts = int(settings.get("attempts", 3))
-        self.backoff = float(settings.get("backoff", 1.0))
-        self.max_retry_seconds = float(settings.get("max_retry_seconds", 60))
+        self.password: Secret | None = None
+        if self.username or PASSWORDS & settings.keys():
+            self.password = secret(settings, "password", what, base)
+            if not self.username:
+                raise SettingsError(f"{what}: a password is set but no username: set username")
+        self.timeout = number(settings, "timeout", what, 30, 0.1)
+        self.concurrency = int(number(settings, "connections", what, 8, 1, 256, True))
+        self.attempts = int(number(settings, "attempts", what, 3, 1, 100, True))
+        self.backoff = number(settings, "backoff", what, 1.0)
+        self.max_retry_seconds = number(settings, "max_retry_seconds", what, 60)
         self.local_hostname = str(settings.get("local_hostname") or socket.getfqdn())
-        ca_file = settings.get("ca_file")
-        cafile = str(base / ca_file) if isinstance(ca_file, str) else None
-        self.tls = ssl.create_default_context(cafile=cafile) if self.security != "none" else None
+        self.tls = _tls(settings.get("ca_file"), base, what) if self.security != "none" else None
         self._idle: list[SMTP] = []
         self._flattener = Flattener(self.sender, self.reply_to)
 

@@ -22,7 +22,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from renewd.config.plugins import SettingsError, known_settings, secret
+from renewd.config.plugins import SettingsError, known_settings, number, secret
 from renewd.delivery.senders.base import Outbound, Result, Status
 
 SETTINGS = (
@@ -87,11 +87,11 @@ class TwilioSender:
             raise SettingsError(f"{what}: set either 'from' (a number) or 'messaging_service_sid'")
         self.base_url = str(settings.get("base_url", ""))
         self.status_callback = str(settings.get("status_callback", ""))
-        self.rate = float(settings.get("rate", 1))
-        self.concurrency = int(settings.get("concurrency", 4))
-        self.timeout = float(settings.get("timeout", 15))
-        self.attempts = int(settings.get("attempts", 5))
-        self.backoff = float(settings.get("backoff", 1.0))
+        self.rate = number(settings, "rate", what, 1, 0, 10_000)
+        self.concurrency = int(number(settings, "concurrency", what, 4, 1, 256, True))
+        self.timeout = number(settings, "timeout", what, 15, 0.1)
+        self.attempts = int(number(settings, "attempts", what, 5, 1, 100, True))
+        self.backoff = number(settings, "backoff", what, 1.0)
         self._client: Client | None = None
         self._http: _Http | None = None
         self._slot = 0.0
