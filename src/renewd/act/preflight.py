@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from renewd.act.plugins import plugin
 from renewd.config.load import load_config
 from renewd.config.model import Config
-from renewd.core.errors import Problem, ProblemsError
+from renewd.core.errors import Problem, ProblemsError, UnusableFile
 from renewd.delivery.messages import sample_decision, sample_mailbox, variables
 from renewd.delivery.senders.base import send_window
 from renewd.delivery.templating import PARTS, Renderer, TemplateError, sms_segments
@@ -17,10 +19,17 @@ from renewd.policy.model import Policy, Rule
 
 
 def check(path: Path) -> list[Problem]:
-    """Every problem found, in file order; an empty list means the daemon would accept it all."""
+    """Every problem found, in file order; an empty list means the daemon would accept it all.
+
+    A config that cannot be read at all raises UnusableFile: there is nothing to check.
+    """
     try:
         config = load_config(path)
         policy = load_policy(policy_files(config.rules))
+    except UnusableFile as exc:
+        if exc.problems[0].path == str(path):
+            raise
+        return exc.problems
     except ProblemsError as exc:
         return exc.problems
     try:
@@ -74,15 +83,24 @@ def backend_problems(config: Config) -> list[Problem]:
         try:
             plugin(kind, settings["backend"])(settings, config.base)
         except Exception as exc:  # any refusal of the settings is a config problem to show
-            problems.append(Problem(str(config.path), 0, _prefixed(kind, exc)))
+            problems.append(_settings_problem(config, settings, kind, exc))
     for channel, settings in config.senders.items():
         try:
             send_window(settings, channel)
             plugin("sender", settings["backend"])(settings, config.base, channel)
         except Exception as exc:  # same: the sender's own message says what is wrong
-            problems.append(Problem(str(config.path), 0, _prefixed(f"senders.{channel}", exc)))
+            problems.append(_settings_problem(config, settings, f"senders.{channel}", exc))
     return problems
 
 
-def _prefixed(what: str, exc: Exception) -> str:
-    return str(exc) if str(exc).startswith(what) else f"{what}: {exc}"
+def _settings_problem(
+    config: Config, settings: dict[str, Any], what: str, exc: Exception
+) -> Problem:
+    """The problem on the line of the setting it names (else of `backend:`), when the config's
+    reader kept the lines (a LocatedMap); a backend's own message need not know them."""
+    message = str(exc) if str(exc).startswith(what) else f"{what}: {exc}"
+    lines: dict[str, int] = getattr(settings, "lines", {})
+    detail = re.split(r" \((?:did you mean|known:)", message.removeprefix(what))[0]
+    named = [lines[key] for key in settings if re.search(rf"\b{re.escape(key)}\b", detail)]
+    line = min(named) if named else lines.get("backend", getattr(settings, "line", 0))
+    return Problem(str(config.path), line, message)

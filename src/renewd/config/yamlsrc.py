@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from renewd.core.errors import Problem, ProblemsError, suggest
+from renewd.core.errors import Problem, ProblemsError, UnusableFile, suggest
 
 
 class LocatedMap(dict[str, Any]):
@@ -100,9 +100,9 @@ def load_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ProblemsError([Problem(str(path), 0, f"cannot read: {exc.strerror}")]) from exc
+        raise UnusableFile([Problem(str(path), 0, f"cannot read: {exc.strerror}")]) from exc
     except UnicodeDecodeError as exc:
-        raise ProblemsError([Problem(str(path), 0, "not UTF-8 text")]) from exc
+        raise UnusableFile([Problem(str(path), 0, "not UTF-8 text")]) from exc
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
     except yaml.reader.ReaderError as exc:  # a character YAML forbids, such as a control code

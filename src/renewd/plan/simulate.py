@@ -12,6 +12,7 @@ from renewd.config.model import Config
 from renewd.core.dates import add_months
 from renewd.core.errors import RenewdError
 from renewd.core.history import MemoryHistory
+from renewd.core.meter import Meter
 from renewd.core.model import Kind, Mailbox
 from renewd.plan.evaluate import DayPlan, Evaluator
 from renewd.policy.model import Policy
@@ -26,10 +27,17 @@ class Simulation:
     """
 
     def __init__(
-        self, config: Config, policy: Policy, snapshot_path: Path, only: tuple[str, ...] = ()
+        self,
+        config: Config,
+        policy: Policy,
+        snapshot_path: Path,
+        only: tuple[str, ...] = (),
+        meter: Meter | None = None,
     ) -> None:
         self.evaluator = Evaluator(policy)
+        self.meter = meter or Meter()
         self.snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
+        self.meter.begin("reading the snapshot", "rows", done=lambda: self.snapshot.rows_read)
         mailboxes = {m.mailbox_id: m for m in self.snapshot}
         for duplicate in self.snapshot.duplicates:
             mailboxes.pop(duplicate, None)
@@ -48,10 +56,12 @@ class Simulation:
 
     def run(self, start: date, end: date) -> Iterator[DayPlan]:
         day = start
+        self.meter.begin("simulating", "days", (end - start).days + 1)
         while day <= end:
             plan = self._day(day)
             if self.only:
                 plan.decisions = [d for d in plan.decisions if d.mailbox_id in self.only]
+            self.meter.advance()
             yield plan
             day += timedelta(days=1)
 
