@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import subprocess
@@ -73,25 +72,14 @@ def test_init_never_overwrites_and_then_writes_nothing(tmp_path: Path, present: 
 
 
 def _source_tree(target: Path) -> Path:
-    """The project's tracked files (a fresh clone's worth), so a stale build/ never leaks in."""
-    listed = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (item.decode() for item in listed)):
-        source, copy = ROOT / name, target / name
-        if not (source.exists() or source.is_symlink()):
-            continue  # deleted in the work tree, not yet committed
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():
-            copy.symlink_to(os.readlink(source))
-        else:
-            shutil.copy2(source, copy)
+    """The project's files as a fresh clone has them: no virtualenv, no stale build/ to leak in."""
+    skipped = shutil.ignore_patterns(
+        ".git", ".venv", ".peers", "var", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+    )
+    shutil.copytree(ROOT, target, symlinks=True, ignore=skipped)
     return target
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git to list the project's files")
 def test_the_wheel_alone_is_enough(tmp_path: Path) -> None:
     """CI's check of the README's first day: build the wheel, install it into a fresh virtualenv
     outside the repository, and init, check and dry-run with nothing else."""

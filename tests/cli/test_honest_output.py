@@ -137,8 +137,8 @@ def test_a_backends_setting_is_reported_at_its_line(tmp_path: Path) -> None:
 def test_a_missing_rules_directory_is_reported_at_its_line(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     assert check(tmp_path, "snapshot: x.csv\nrules: rule\n") == [
-        "config.yaml:2: rules: no such directory: rule (did you mean 'rules'?)"
+        "config.yaml:2: rules: no such file or directory: rule (did you mean 'rules'?)"
     ]
     assert check(tmp_path, "rules: rules\ntemplates: /nowhere/at/all\n") == [
-        "config.yaml:2: templates: no such directory: /nowhere/at/all"
+        "config.yaml:2: templates: no such file or directory: /nowhere/at/all"
     ]

@@ -431,6 +431,9 @@ def test_a_long_run_shows_its_progress_in_status_metrics_and_the_log(
                 if line.startswith('renewd_sends_total{channel="email",outcome="sent"}')
             )
             assert 1 <= sent < 12, "the counter waited for the end of the run"
+            running = json.loads(get(port, "/healthz")[1])["running"]
+            assert running["day"] == "2026-12-01"
+            assert running["progress"].startswith("run for 2026-12-01: sending ")
             status = ""
             while not status.startswith("STATUS=run for 2026-12-01: sending"):
                 status = listener.recv(4096).decode()

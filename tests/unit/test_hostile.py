@@ -936,7 +936,9 @@ def test_a_missing_policy_file_is_a_problem_not_a_traceback(tmp_path: Path) -> N
     config.write_text("rules: nowhere.yaml\n", encoding="utf-8")
     result = cli("check", "--config", str(config))
     assert result.exit_code == 1, result.exception
-    assert result.stderr.startswith(f"{tmp_path / 'nowhere.yaml'}: cannot read")
+    assert result.stderr == (
+        f"{config}:1: rules: no such file or directory: {tmp_path / 'nowhere.yaml'}\n"
+    )
 
 
 def test_a_policy_durable_rules_refuses_is_an_error_not_a_traceback(tmp_path: Path) -> None:

@@ -98,8 +98,12 @@ def simulate(
     with shown(meter, streaming=fmt == "jsonl"):
         path = snapshot or cfg_snapshot(cfg, start.date())
         simulation = Simulation(cfg, policy, path, mailboxes, meter)
-        # the table is aligned, so held whole anyway: printed once the bar is gone
-        plans = emit_actions(simulation.run(start.date(), end.date()), fmt)
+        days = simulation.run(start.date(), end.date())
+        # jsonl goes out day by day; the table is aligned, so it is held whole anyway and
+        # printed once the bar is gone
+        plans = emit_actions(days, fmt) if fmt == "jsonl" else list(days)
+    if fmt == "table":
+        plans = emit_actions(plans, fmt)
     emit_footer(plans, simulation.snapshot, fmt)
 
 

@@ -199,11 +199,12 @@ def load_config(path: Path) -> Config:
 
 
 def _existing(r: Reader, target: Path, line: int, key: str) -> Path:
-    """A directory the config names must be there; a typo in its name gets a suggestion."""
+    """What the config names must be there; a typo in its name gets a suggestion."""
     if not target.exists():
         try:
-            near = [p.name for p in target.parent.iterdir() if p.is_dir()]
+            near = [p.name for p in target.parent.iterdir()]
         except OSError:
             near = []
-        r.problem(line, f"{key}: no such directory: {target}{suggest(target.name, near)}")
+        close = suggest(target.name, near)
+        r.problem(line, f"{key}: no such file or directory: {target}{close}")
     return target

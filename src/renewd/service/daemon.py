@@ -337,9 +337,9 @@ class Daemon:
     def health(self) -> tuple[bool, dict[str, Any]]:
         """The /healthz verdict: "healthy" (HTTP 200) unless failing, and the JSON body."""
         overdue = timedelta(hours=self.config.serve.overdue_hours)
-        if self.reporter.day is not None:
-            self.state.running["progress"] = self.reporter.text()
         detail = health.body(self.state, self.clock.now(), overdue, self.policy.digest)
+        if detail["running"]:  # a copy: this runs in the HTTP server's thread
+            detail["running"] = {**detail["running"], "progress": self.reporter.text()}
         return detail["status"] != "failing", detail
 
     def _status(self) -> str:

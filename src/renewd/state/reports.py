@@ -56,12 +56,12 @@ class Reports(Database):
             return conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
 
     def held_rows(self, run_id: int) -> Iterator[RowMapping]:
-        """A run's held deletions and deductions, in the plan's order (until a later run decides
-        them again)."""
+        """A run's held deletions and deductions (until a later run decides them again), in the
+        order the run's summary names them: by cycle, then mailbox."""
         query = (
             select(actions)
             .where(actions.c.run_id == run_id, actions.c.state == "held")
-            .order_by(actions.c.id)
+            .order_by(actions.c.cycle, actions.c.mailbox_id, actions.c.id)
         )
         with self.engine.connect() as conn:
             yield from conn.execute(query).mappings()
