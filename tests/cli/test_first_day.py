@@ -126,3 +126,13 @@ def test_the_wheel_alone_is_enough(tmp_path: Path) -> None:
     dry = renewd("dry-run", *config, "--snapshot", "export.csv", "--date", "2026-12-01")
     assert dry.returncode == 0, dry.stderr
     assert "auto-renew" in dry.stdout and "rows read: 305, rejected: 5" in dry.stderr
+
+
+def test_a_state_directory_it_cannot_make_stops_init_before_any_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["init", str(tmp_path / "etc"), "--state-dir", str(tmp_path / "file" / "state")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == f"{tmp_path}/file/state: cannot create: Not a directory (--state-dir)\n"
+    assert not (tmp_path / "etc").exists()

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from datetime import date
+from typing import TYPE_CHECKING
 
 from renewd.config.model import Config
 from renewd.core.errors import suggest
-from renewd.delivery.templating import PARTS, Renderer
 from renewd.policy.model import Policy
+
+if TYPE_CHECKING:
+    from renewd.delivery.templating import Renderer
 
 SHOWN_STATES = (
     "done",
@@ -49,6 +52,8 @@ def fallbacks(
 ) -> list[str]:
     """`render --locale fr` when there is no `fr` template: it is rendered as a customer with
     that locale would get it, in the default locale, and says so."""
+    from renewd.delivery.templating import PARTS
+
     rule = next((r for r in policy.rules if r.id == rule_id), None)
     if rule is None:
         return []

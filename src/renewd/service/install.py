@@ -57,13 +57,16 @@ def init(directory: Path, state: Path, command: Path | None = None) -> list[Writ
             "(move them away, or init another directory)"
         )
     written = []
+    for folder in (state, state / "snapshots"):  # first: a state dir it cannot make stops it all
+        if not folder.exists():
+            try:
+                folder.mkdir(mode=0o700, parents=True)
+            except OSError as exc:
+                raise InitError(f"{folder}: cannot create: {exc.strerror} (--state-dir)") from exc
+            written.append(Written(folder, "directory"))
     for path, text, mode in plan:
         _write(path, text, mode)
         written.append(Written(path, "owner-only" if mode == 0o600 else ""))
-    for folder in (state, state / "snapshots"):
-        if not folder.exists():
-            folder.mkdir(mode=0o700, parents=True)
-            written.append(Written(folder, "directory"))
     return written
 
 
