@@ -42,10 +42,14 @@ class Reports(Database):
         return counts
 
     def states_on(self, days: Collection[date]) -> Counter[str]:
-        """Outbox rows recorded for these days, by state: what a dry-run of them no longer shows."""
+        """Outbox rows recorded for these days, by state: what a dry-run of them no longer shows.
+
+        Found through the runs of those days (actions are indexed by run, not by day: a year's
+        ledger is never scanned whole for one day's count)."""
+        of_days = select(runs.c.id).where(runs.c.day.in_(sorted(days)))
         query = (
             select(actions.c.state, func.count())
-            .where(actions.c.day.in_(sorted(days)))
+            .where(actions.c.run_id.in_(of_days), actions.c.day.in_(sorted(days)))
             .group_by(actions.c.state)
         )
         with self.engine.connect() as conn:
