@@ -9,17 +9,40 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 HEADER = (
     "mailbox_id,account_id,edition,expires_on,auto_renew,balance,renewal_fee,currency,renewal_months,"
     "email,phone,locale,domain,domain_via_provider,domain_expires_on\n"
 )
 REFERENCE = date(2026, 12, 1)
+PROGRESS_EVERY = 10_000  # rows
 
 
 def generate(count: int, out: Path, seed: int = 42) -> None:
+    """Write the snapshot; on a terminal, with a progress bar on stderr."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task(f"writing {out}", total=count)
+        for written in _write(count, out, seed):
+            progress.update(task, completed=written)
+
+
+def _write(count: int, out: Path, seed: int) -> Iterator[int]:
+    """Writes the rows; yields how many are written every PROGRESS_EVERY rows."""
     rng = random.Random(seed)
     days = [(REFERENCE + timedelta(days=offset)).isoformat() for offset in range(-60, 366)]
     with out.open("w", encoding="utf-8", newline="") as handle:
@@ -57,10 +80,13 @@ def generate(count: int, out: Path, seed: int = 42) -> None:
             auto = "true" if rng.random() < 0.4 else "false"
             currency, tld, locale = ("CNY", "cn", "zh-CN") if chinese else ("USD", "com", "en")
             months = rng.choice((12, 12, 12, 1, 24))
+            if n % PROGRESS_EVERY == 0:
+                yield n
             handle.write(
                 f"mb-{n:08d},acct-{account:07d},{edition},{rng.choice(days)},{auto},{balance},{fee},"
                 f"{currency},{months},user{n}@example.{tld},{phone},{locale},{domain},{via},{domain_day}\n"
             )
+        yield count
 
 
 def main() -> None:

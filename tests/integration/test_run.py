@@ -304,7 +304,10 @@ def test_first_sight_of_a_long_expired_mailbox_is_held_then_done(project: Projec
     project.snapshot(csv_row("mb-old", days(-30)), csv_row("mb-new", days(30)))
     first = project.run(DAY)
     assert first.returncode == 3
-    assert "mb-old: first sight" in first.stdout
+    assert (
+        "held: 1 deletion: first sight: renewd has not seen this mailbox expired on an earlier run"
+        " (mb-old); the full list: renewd runs --show 1" in first.stdout.splitlines()
+    )
     assert [str(m["To"]) for m in project.emails()] == ["mb-new@example.cn"]
     second = project.run(days(1))  # the held day is caught up, now that renewd has seen it
     assert second.returncode == 0, second.stdout
@@ -425,13 +428,26 @@ def test_an_older_schema_is_upgraded_in_place(project: Project) -> None:
         ledger.close()
 
 
-def test_an_alert_names_ten_held_steps_and_counts_the_rest(tmp_path: Path) -> None:
-    """A first snapshot with thousands of long-expired mailboxes must not make an alert (or a
-    run record) of megabytes."""
+def test_held_steps_are_counted_by_reason_in_one_line_and_listed_in_full_apart(
+    tmp_path: Path,
+) -> None:
+    """A first snapshot with thousands of long-expired mailboxes must not make an alert, a run
+    record or `run`'s output of megabytes: a count per reason and the first five mailboxes;
+    `runs --show N` has them all."""
     project = Project(tmp_path, extra="guards: {min_deletions: 100}\n")
     project.snapshot(*(csv_row(f"mb-old-{n:02d}", days(-30)) for n in range(12)))
     held = project.run(DAY)
     assert held.returncode == 3
+    summary = (
+        "12 deletions: first sight: renewd has not seen this mailbox expired on an earlier run "
+        "(mb-old-00, mb-old-01, mb-old-02, mb-old-03, mb-old-04 and 7 more); "
+        "the full list: renewd runs --show 1"
+    )
+    assert [line for line in held.stdout.splitlines() if "held:" in line] == [f"held: {summary}"]
     alert = next(line for line in held.stderr.splitlines() if "guard-held" in line)
-    assert alert.count("first sight") == 10 and "and 2 more held" in alert
-    assert "and 2 more held" in project.cli("runs").stdout
+    assert alert.endswith(f"held back: {summary}")
+    assert summary in project.cli("runs").stdout
+    shown = project.cli("runs", "--show", "1").stdout
+    listed = [line.split()[0] for line in shown.splitlines() if line.startswith("mb-old-")]
+    assert listed == [f"mb-old-{n:02d}" for n in range(12)]
+    assert "held steps (12):" in shown

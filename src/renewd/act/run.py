@@ -20,9 +20,12 @@ from zoneinfo import ZoneInfo
 from renewd.act.alerts import alert_once
 from renewd.act.executor import Executor
 from renewd.act.faults import crash_point
+from renewd.act.held import held_summary, note_held
+from renewd.act.metering import meter_effects, metered
 from renewd.act.plugins import plugin
 from renewd.config.model import Config
 from renewd.core.dates import add_months
+from renewd.core.meter import Meter
 from renewd.core.model import Decision, Kind, Mailbox, StepKey
 from renewd.core.money import Funds
 from renewd.delivery.messages import variables
@@ -39,7 +42,6 @@ from renewd.state.plans import PlannedStep
 from renewd.state.runs import SnapshotInfo
 
 HELD_EXIT = 3
-HELD_SHOWN = 10  # held steps named in an alert or a run record
 
 
 @dataclass
@@ -48,7 +50,8 @@ class RunReport:
     day: date
     status: str
     result: DayResult
-    held: list[str] = field(default_factory=list)
+    held: dict[str, list[str]] = field(default_factory=dict)  # reason: mailboxes (all: [])
+    held_steps: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped: dict[str, str] = field(default_factory=dict)
     written: int = 0
@@ -66,6 +69,7 @@ def run_day(
     *,
     allow_mass_deletion: bool = False,
     wait: float = 0.0,
+    meter: Meter | None = None,
 ) -> RunReport:
     ledger = open_ledger(config)
     try:
@@ -81,6 +85,7 @@ def run_day(
                 allow_mass_deletion=allow_mass_deletion,
                 stopping=watch.stopping,
                 progress=watch,
+                meter=meter,
             )
             if watch.lost is not None:
                 raise watch.lost
@@ -99,18 +104,21 @@ def run_locked(
     allow_mass_deletion: bool = False,
     stopping: threading.Event | None = None,
     progress: Callable[[], None] | None = None,
+    meter: Meter | None = None,
 ) -> RunReport:
     """A run for a caller that holds the ledger lock (the daemon holds it for its whole life).
 
     `stopping` set from another thread or a signal handler ends the run after the effects in
-    flight; `progress` is called as effects happen (the daemon's watchdog).
+    flight; `progress` is called as effects happen (the daemon's watchdog); `meter` shows how
+    far the run got, for a progress display or the daemon's STATUS.
     """
     executor = _executor(config, policy, ledger)
     if stopping is not None:
         executor.stopping = stopping
     if progress is not None:
         executor.progress = progress
-    return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion)
+    meter = meter or Meter()
+    return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion, meter)
 
 
 def _run(
@@ -121,28 +129,29 @@ def _run(
     snapshot_path: Path,
     day: date,
     allow_mass_deletion: bool,
+    meter: Meter,
 ) -> RunReport:
     ledger.close_crashed_runs()
     run_id = ledger.start_run(day, _identity(snapshot_path), policy.digest)
     try:
-        result = plan_day(config, policy, snapshot_path, day, ledger, keep_parts=True)
+        result = plan_day(config, policy, snapshot_path, day, ledger, keep_parts=True, meter=meter)
         report = RunReport(run_id, day, "done", result)
         try:
             mass = "" if allow_mass_deletion else _mass(config, result, ledger.last_rows_read())
             holds = _holds(result, mass)
-            report.held += (
-                [mass] if mass else [f"{key.mailbox_id}: {why}" for key, why in holds.items()]
-            )
+            note_held(report, mass, holds)
             skip = _revalidate(
                 config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
             )
-            steps = _steps(config, policy, result, mass, holds)
+            meter.begin("writing the plan", "steps")
+            steps = metered(_steps(config, policy, result, mass, holds), meter)
             report.written = ledger.record_plan(
                 run_id, steps, _sighted(result), day, _began(result)
             )
         finally:
             result.close()  # the plan is in the ledger now: the executor works from there
         crash_point("after-plan")
+        meter_effects(meter, ledger, executor)
         report.outcomes = executor.run(skip)
         report.stopped = dict(executor.stopped)
         _alert_operators(config, ledger, report)
@@ -160,17 +169,9 @@ def _run(
         rows_rejected=snapshot.rejected,
         counts=dict(report.outcomes),
         rejected=[str(e) for e in snapshot.errors],
-        message=held_summary(report),
+        message=held_summary(report) if report.held else "",
     )
     return report
-
-
-def held_summary(report: RunReport) -> str:
-    """What was held, short enough for an alert or a run record: thousands of mailboxes seen
-    for the first time would otherwise make one line of megabytes (the ledger has them all)."""
-    shown = "; ".join(report.held[:HELD_SHOWN])
-    more = len(report.held) - HELD_SHOWN
-    return f"{shown}; and {more} more held (renewd history MAILBOX)" if more > 0 else shown
 
 
 def _alert_operators(config: Config, ledger: Ledger, report: RunReport) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from renewd.config.model import Config
 from renewd.core.errors import RenewdError
 from renewd.core.history import MemoryHistory
+from renewd.core.meter import Meter
 from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.day import Candidates, wanted
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
@@ -44,9 +45,15 @@ class Simulation:
     """
 
     def __init__(
-        self, config: Config, policy: Policy, snapshot_path: Path, only: tuple[str, ...] = ()
+        self,
+        config: Config,
+        policy: Policy,
+        snapshot_path: Path,
+        only: tuple[str, ...] = (),
+        meter: Meter | None = None,
     ) -> None:
         self.evaluator = Evaluator(policy)
+        self.meter = meter or Meter()
         self.snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
         self.only = frozenset(only)
 
@@ -55,11 +62,16 @@ class Simulation:
         accounts (two at a time on two CPUs), before the first one is ready."""
         days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
         windows = [self.evaluator.window(day) for day in days]
-        candidates, accounts = self._scan(self.evaluator.window(end, start - timedelta(days=1)))
+        reach = self.evaluator.window(end, start - timedelta(days=1))
+        candidates, accounts, near = self._scan(reach)
+        self.meter.begin("simulating", "mailboxes", near)
 
         def groups() -> Iterator[list[Mailbox]]:
+            """Every group, in order; each counts as done as this process passes it (the other
+            process works on its own groups at about the same pace)."""
             for group in candidates.groups(self.snapshot.duplicates):
                 yield [m for m in group if m.account_id in accounts] if self.only else group
+                self.meter.advance(len(group))
 
         def work(group: list[Mailbox], spill: Spill) -> list[Place]:
             return self._simulate(group, windows, spill)
@@ -69,6 +81,7 @@ class Simulation:
         finally:
             if candidates.spill is not None:
                 candidates.spill.close()
+        self.meter.begin("writing the plan", "days", len(days))
         try:
             merged = heapq.merge(*(_read(spill, places) for spill, places in done))
             by_day = itertools.groupby(merged, key=lambda ordered: ordered[0])
@@ -78,27 +91,31 @@ class Simulation:
                 if current is not None and current[0] == day.toordinal():
                     decisions = [ordered[4] for ordered in current[1]]
                     current = next(by_day, None)
+                self.meter.advance()
                 yield DayPlan(day, decisions)
         finally:
             for spill in {id(spill): spill for spill, _ in done}.values():
                 spill.close()
 
-    def _scan(self, reach: Window) -> tuple[Candidates, set[str]]:
-        """The mailboxes some rule can reach in the range, by account; with `only`, the accounts
-        of those mailboxes (an unknown one is an error)."""
+    def _scan(self, reach: Window) -> tuple[Candidates, set[str], int]:
+        """The mailboxes some rule can reach in the range, by account, and how many; with
+        `only`, the accounts of those mailboxes (an unknown one is an error)."""
+        self.meter.begin("reading the snapshot", "rows", done=lambda: self.snapshot.rows_read)
         candidates = Candidates()
         found: dict[str, str] = {}  # a mailbox asked for: its account
+        near = 0
         for mailbox in self.snapshot.scan(wanted(reach, self.only)):
             if mailbox.mailbox_id in self.only:
                 found[mailbox.mailbox_id] = mailbox.account_id
             if reach.may_match(mailbox):
                 candidates.add(mailbox)
+                near += 1
         unknown = sorted(self.only - found.keys() | (self.only & self.snapshot.duplicates))
         if unknown:
             if candidates.spill is not None:
                 candidates.spill.close()
             raise RenewdError(f"mailbox not in the snapshot (or rejected): {', '.join(unknown)}")
-        return candidates, set(found.values())
+        return candidates, set(found.values()), near
 
     def _simulate(self, group: list[Mailbox], windows: list[Window], spill: Spill) -> list[Place]:
         """One group of accounts through every day; where its decisions went, in order."""
