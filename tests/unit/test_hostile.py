@@ -42,6 +42,7 @@ from renewd.policy.loader import RULE_KEYS, THEN_KEYS, TOP_KEYS, load_policy
 from renewd.policy.model import Policy
 from renewd.policy.when import OPS
 from renewd.snapshot import reader, split
+from renewd.snapshot.currencies import ISO_4217
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.rows import OPTIONAL, REQUIRED
 
@@ -153,7 +154,7 @@ VALID: dict[str, st.SearchStrategy[str]] = {
     "auto_renew": BOOLS,
     "balance": MONEY,
     "renewal_fee": MONEY,
-    "currency": st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3),
+    "currency": st.sampled_from(sorted(ISO_4217)),
     "email": EMAILS,
     "renewal_months": st.one_of(
         st.just(""), st.integers(1, 120).map(str), st.integers(1, 120).map("{:03d}".format)
@@ -193,7 +194,7 @@ BROKEN: dict[str, list[str]] = {
     "auto_renew": ["", "maybe", "=TRUE()", "2", "１", "t"],
     "balance": MONEY_BROKEN,
     "renewal_fee": MONEY_BROKEN,
-    "currency": ["", "usd", "US", "EURO", "=A1", "€€€"],
+    "currency": ["", "usd", "US", "EURO", "=A1", "€€€", "AAA", "XTS", "XAU", "DEM", "RMB"],
     "email": [
         "",
         "a@b",

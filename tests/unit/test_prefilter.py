@@ -149,7 +149,7 @@ FIELD_VALUES = {
     "auto_renew": st.sampled_from(["true", "FALSE", "yes", "1", "maybe", ""]),
     "balance": st.sampled_from(["0", "120.00", "-1", "1e5", "1.1234567", "007.50", "", "١٢"]),
     "renewal_fee": st.sampled_from(["120.00", "0.10", "-0.00", "abc"]),
-    "currency": st.sampled_from(["CNY", "cny", "US", ""]),
+    "currency": st.sampled_from(["CNY", "JPY", "cny", "US", "XTS", "RMB", ""]),
     "renewal_months": st.sampled_from(["", "12", "0", "120", "121", "007", "²"]),
     "email": st.sampled_from(
         ["a@example.com", "a@b", "a b@example.com", "x@" + "d" * 130 + ".com", "", "é@example.com"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from renewd.snapshot.currencies import pattern
+
 _SAFE = r"[^,\x00-\x1f\x7f\ud800-\udfff]"
 
 # Case variants spelled out: (?i:...) costs more per row, and other spellings go the slow way.
@@ -30,7 +32,7 @@ FAST = {
     "auto_renew": _BOOL_TEXT,
     "balance": _AMOUNT,
     "renewal_fee": _AMOUNT,
-    "currency": r"[A-Z]{3}",
+    "currency": pattern(),  # the very codes parse_row accepts
     # every length bounded within the slow way's limits (128, 254 and 253), without lookahead
     "email": r"[^@\s,\x00-\x1f\x7f\ud800-\udfff]{1,64}+"
     r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,120}[A-Za-z0-9])?\.[A-Za-z]{2,63}",

@@ -10,6 +10,7 @@ from typing import Any
 
 from renewd.core.errors import SnapshotError, suggest
 from renewd.core.model import Mailbox
+from renewd.snapshot.currencies import ISO_4217
 
 REQUIRED = (
     "mailbox_id",
@@ -39,8 +40,6 @@ COLUMNS = REQUIRED + OPTIONAL
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 _MONEY = re.compile(r"-?\d{1,15}(\.\d{1,6})?", re.ASCII)
-
-_CURRENCY = re.compile(r"[A-Z]{3}")
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}")
 
@@ -105,7 +104,7 @@ def parse_row(
         auto_renew=_bool(row, "auto_renew"),
         balance=_money(row, "balance"),
         renewal_fee=_money(row, "renewal_fee"),
-        currency=_pattern(row, "currency", _CURRENCY, "a 3-letter currency code such as CNY"),
+        currency=_currency(row),
         renewal_months=_months(row),
         anchor_day=_anchor_day(row),
         email=_pattern(row, "email", _EMAIL, "an email address"),
@@ -200,6 +199,16 @@ def _money(row: dict[str, str], field: str) -> Decimal:
     if amount.is_signed():
         raise BadField(field, f"{value} is negative")
     return amount
+
+
+def _currency(row: dict[str, str]) -> str:
+    """An ISO 4217 code of a currency in use (`currencies`), in capitals."""
+    value = _text(row, "currency")
+    if value not in ISO_4217:
+        close = value.upper() if value.upper() in ISO_4217 else ""
+        hint = f" (did you mean {close!r}?)" if close else suggest(value, ISO_4217)
+        raise BadField("currency", f"{show(value)} is not an ISO 4217 currency code{hint}")
+    return value
 
 
 def _anchor_day(row: dict[str, str]) -> int | None:
