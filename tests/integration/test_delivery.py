@@ -64,9 +64,10 @@ def test_email_arrives_over_starttls_with_auth_as_proper_mime(
     assert message.get_content_type() == "multipart/alternative"
     plain = message.get_body(("plain",))
     html = message.get_body(("html",))
-    assert plain is not None and "2026年12月31日" in plain.get_content()
-    assert html is not None and "<html" in html.get_content()
+    assert plain is not None and "2026年12月31日" in plain.get_content()  # CLDR's zh-CN long date
+    assert html is not None and '<html lang="zh-CN">' in html.get_content()  # the layout's
     assert message["Date"] and message["Message-ID"]
+    assert message["Auto-Submitted"] == "auto-generated"  # RFC 3834: no auto-replies
     assert str(message["Message-ID"]) in history(project, "mb-1")
 
 

@@ -74,6 +74,18 @@ def test_a_sender_not_in_ascii_takes_the_general_path() -> None:
     assert Flattener("renewals@例子.cn").flat(message) is None
 
 
+def test_every_email_says_it_was_sent_automatically() -> None:
+    """RFC 3834: auto-responders must not answer it (and Exchange's own header, the same)."""
+    message = Outbound("k", "email", "a@example.com", "en", "Hi", "x", "<p>x</p>")
+    flat = Flattener("renewals@example.com").flat(message)
+    assert flat is not None
+    head = flat.data.split(b"\n\n", 1)[0].decode("ascii").splitlines()
+    assert "Auto-Submitted: auto-generated" in head
+    assert "X-Auto-Response-Suppress: OOF, AutoReply" in head
+    general = email_message(message, "Renewals <renewals@example.com>")
+    assert general["Auto-Submitted"] == "auto-generated"
+
+
 def test_header_injection_is_refused() -> None:
     message = Outbound("k", "email", "a@example.com", "en", subject="Hi\r\nBcc: v@x.com", text="x")
     with pytest.raises(ValueError, match="CR or LF"):

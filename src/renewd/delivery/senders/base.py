@@ -90,8 +90,14 @@ def send_window(settings: dict[str, Any], channel: str) -> SendWindow | None:
         raise SettingsError(f"senders.{channel}: {exc}") from None
 
 
+# Every email says it was sent by a machine (RFC 3834), so that auto-responders (vacation
+# replies, out-of-office notices) do not answer it; Exchange reads its own header instead.
+AUTOMATIC = (("Auto-Submitted", "auto-generated"), ("X-Auto-Response-Suppress", "OOF, AutoReply"))
+
+
 def email_message(message: Outbound, sender: str, reply_to: str = "") -> Message:
-    """multipart/alternative with Message-ID and Date; header values with CR or LF are refused.
+    """multipart/alternative with Message-ID, Date and `AUTOMATIC`; header values with CR or LF
+    are refused.
 
     Built with the compat32 MIME classes: the same bytes on the wire as EmailMessage, for a
     small part of the CPU (EmailMessage parses every header it is given): bulk sending needs it.
@@ -116,6 +122,8 @@ def email_message(message: Outbound, sender: str, reply_to: str = "") -> Message
         email["Subject"] = Header(subject, "utf-8", header_name="Subject")  # type: ignore[assignment]
     email["Date"] = formatdate(localtime=False, usegmt=True)
     email["Message-ID"] = make_msgid(idstring=message.key.replace("/", "."), domain=_domain(sender))
+    for name, value in AUTOMATIC:
+        email[name] = value
     return email
 
 

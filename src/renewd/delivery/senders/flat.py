@@ -21,7 +21,7 @@ from email.header import Header
 from email.policy import compat32
 from email.utils import formatdate, make_msgid, parseaddr
 
-from renewd.delivery.senders.base import Outbound, _address, _domain
+from renewd.delivery.senders.base import AUTOMATIC, Outbound, _address, _domain
 
 PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
@@ -44,6 +44,8 @@ def header(name: str, value: str | Header) -> str:
         return f"{name}: {value}\n"
     return compat32.fold(name, value)  # type: ignore[arg-type]  # compat32 takes a Header too
 
+
+AUTOMATIC_LINES = "".join(header(name, value) for name, value in AUTOMATIC)
 
 # Every boundary has the same length and alphabet, so every one folds as this sample does.
 SAMPLE_BOUNDARY = "=" * 15 + "0" * BOUNDARY_DIGITS + "=="
@@ -102,6 +104,7 @@ class Flattener:
             header("Subject", subject if subject.isascii() else encoded(subject)),
             header("Date", formatdate(localtime=False, usegmt=True)),
             header("Message-ID", message_id),
+            AUTOMATIC_LINES,
             "\n",
         ]
         if boundary:
