@@ -10,7 +10,7 @@ import pytest
 
 from renewd.act.preflight import check
 from renewd.core.errors import UnusableFile
-from renewd.delivery.templating import sms_segments
+from renewd.delivery.gsm import sms_segments
 
 from support import ROOT
 

@@ -54,13 +54,16 @@ def test_render_says_when_it_falls_back_to_another_locale() -> None:
     result = invoke(config, "render", "expired", "--locale", "fr")
     assert result.exit_code == 0
     assert result.stderr.splitlines() == [
-        "no 'fr' template expired/body.html, body.txt, sms.txt, subject.txt: rendered in 'en' "
-        "(the config's default_locale), as a customer whose locale is 'fr' would receive it",
-        "'fr' is not one of the config's locales (en, zh-CN)",
+        "'fr' is not one of the config's locales (en, zh-CN, de): rendered in 'en', as a "
+        "customer whose locale is 'fr' would receive it"
     ]
     assert "Subject: Your mailbox" in result.stdout
     near = invoke(config, "render", "expired", "--locale", "zh_CN")
-    assert near.stderr.splitlines()[-1].endswith("(did you mean 'zh-CN'?)")
+    assert "(did you mean 'zh-CN'?): rendered in 'zh-CN'" in near.stderr
+    assert "Subject: 您的邮箱" in near.stdout
+    same_language = invoke(config, "render", "expired", "--locale", "en-GB")
+    assert "rendered in 'en'" in same_language.stderr
+    assert "expired today (31 January 2027)" in same_language.stdout  # en-GB's dates
     assert invoke(config, "render", "expired", "--locale", "zh-CN").stderr == ""
 
 

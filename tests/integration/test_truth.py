@@ -69,8 +69,8 @@ def test_a_charge_the_snapshot_does_not_show_yet_is_in_the_next_message(project:
     assert project.run(days(1)).returncode == 0
     [first] = bodies(project, "mb-1")
     [second] = bodies(project, "mb-2")
-    assert "Remaining balance:  ¥200.00" in first
-    assert "Remaining balance:  ¥100.00" in second
+    assert "Remaining balance:  CN¥200.00" in first
+    assert "Remaining balance:  CN¥100.00" in second
 
 
 def test_a_declined_charge_is_told_as_a_decline(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_a_declined_charge_is_told_as_a_decline(tmp_path: Path) -> None:
         project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00", locale="en"))
         assert project.run(DAY).returncode == 0
     [body] = bodies(project, "mb-1")
-    assert "the charge of the renewal fee (¥120.00) to your account balance was declined" in body
+    assert "the charge of the renewal fee (CN¥120.00) to your account balance was declined" in body
     assert "does not cover" not in body and "first add at least" not in body
 
 
@@ -101,7 +101,7 @@ def test_a_zero_fee_renews_without_an_order_or_a_billing_call(tmp_path: Path) ->
     export = project.cli("orders", "--month", "2026-12").stdout
     assert export.strip().count("\n") == 0  # the header only: nothing to invoice
     [body] = bodies(project, "mb-1")
-    assert "free of charge" in body and "¥0.00" not in body.split("Remaining")[0]
+    assert "free of charge" in body and "CN¥0.00" not in body.split("Remaining")[0]
     history = project.cli("history", "mb-1").stdout
     assert "deduct" in history and "done" in history
     [order] = project.orders()  # the renewal is in the ledger, never billed or invoiced
@@ -136,8 +136,8 @@ def test_a_monthly_renewal_keeps_the_end_of_the_month(project: Project) -> None:
         (date(2027, 2, 28), date(2027, 3, 31), 31),
     ]
     first, second = bodies(project, "mb-1")
-    assert "Valid through:      27 February 2027" in first
-    assert "Valid through:      30 March 2027" in second
+    assert "Valid through:      February 27, 2027" in first
+    assert "Valid through:      March 30, 2027" in second
 
 
 def test_a_renewal_made_elsewhere_begins_when_renewd_first_sees_it(project: Project) -> None:

@@ -91,7 +91,11 @@ def test_every_renewal_of_the_day_is_told_what_is_left_after_the_ones_before(
     assert told["mb-2"][1]["balance_after"] == "¥100.00"
     rule, third = told["mb-3"]
     assert rule == "auto-renew-failed"
-    assert (third["balance"], third["fee"], third["shortfall"]) == ("¥100.00", "¥150.00", "¥50.00")
+    assert (third["balance"], third["fee"], third["shortfall"]) == (
+        "¥100.00",
+        "¥150.00",
+        "¥50.00",
+    )
 
 
 def test_renewals_made_on_earlier_days_count_until_the_snapshot_shows_them(
@@ -157,7 +161,7 @@ def test_a_declined_charge_is_not_explained_by_a_balance_that_covers_it(
     fallback = [d for d in declined if d.channel and not d.superseded_by]
     assert [d.rule for d in fallback] == ["auto-renew-failed", "auto-renew-failed"]
     values = variables(box, fallback[0], shipped.policy, SETTINGS, declined=True)
-    assert values["balance"] == "¥500.00"
+    assert values["balance"] == "CN¥500.00"
     email = Renderer(None, "en").email("auto-renew-failed", "en", values)
     assert "was declined" in email.text and "does not cover" not in email.text
     assert "first add at least" not in email.text
@@ -311,9 +315,9 @@ def message(policy: Policy, box: Mailbox, rule: str) -> dict[str, Any]:
 def test_a_renewal_says_the_last_day_with_service(shipped_policy: Policy) -> None:
     box = mailbox(expires_on=date(2027, 4, 30), renewal_months=1, locale="en")
     values = message(shipped_policy, box, "auto-renew")
-    assert (values["new_expires_on"], values["new_last_day"]) == ("30 May 2027", "29 May 2027")
+    assert (values["new_expires_on"], values["new_last_day"]) == ("May 30, 2027", "May 29, 2027")
     text = Renderer(None, "en").email("auto-renew", "en", values).text
-    assert "Valid through:      29 May 2027" in text and "30 May" not in text
+    assert "Valid through:      May 29, 2027" in text and "May 30" not in text
 
 
 def test_a_free_mailbox_is_not_told_it_is_paid_for(shipped_policy: Policy) -> None:

@@ -9,6 +9,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from renewd.act.plugins import plugin
 from renewd.config.load import LISTEN_HINT, load_config, split_listen
 from renewd.config.model import Config
 from renewd.core.errors import Problem, ProblemsError, UnusableFile
+from renewd.delivery.formats import formats_for
+from renewd.delivery.gsm import sms_segments, sms_text
 from renewd.delivery.messages import sample_decision, sample_mailbox, variables
 from renewd.delivery.senders.base import send_window
-from renewd.delivery.templating import PARTS, Renderer, TemplateError, sms_segments
+from renewd.delivery.templating import PARTS, Renderer, TemplateError
 from renewd.policy.engine import Engine
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy, Rule
@@ -68,7 +71,9 @@ def _render_problems(
     config: Config, policy: Policy, renderer: Renderer, rule: Rule, locale: str, channel: str
 ) -> list[Problem]:
     mailbox = sample_mailbox(locale)
-    values = variables(mailbox, sample_decision(rule, mailbox), policy, config.messages)
+    formats = formats_for(locale, config.locales, config.default_locale)
+    decision = replace(sample_decision(rule, mailbox), channel=channel)
+    values = variables(mailbox, decision, policy, config.messages, formats=formats)
     problems = []
     for part in PARTS[channel]:
         path = renderer.find(rule.template, locale, part)
@@ -81,7 +86,7 @@ def _render_problems(
         except TemplateError as exc:
             problems.append(Problem(exc.path, exc.line, exc.message))
             continue
-        segments = sms_segments(text) if part == "sms.txt" else 0
+        segments = sms_segments(sms_text(text)) if part == "sms.txt" else 0
         if segments > config.messages.sms_max_segments:
             limit = config.messages.sms_max_segments
             problems.append(

@@ -28,6 +28,7 @@ from renewd.core.dates import add_months
 from renewd.core.meter import Meter
 from renewd.core.model import Decision, Kind, Mailbox, StepKey
 from renewd.core.money import Funds
+from renewd.delivery.formats import formats_for
 from renewd.delivery.messages import variables
 from renewd.delivery.senders.base import send_window
 from renewd.delivery.templating import Renderer
@@ -390,5 +391,6 @@ def _payload(
     config: Config, policy: Policy, mailbox: Mailbox, decision: Decision, declined: bool = False
 ) -> str:
     to = mailbox.phone if decision.channel == "sms" else mailbox.email
-    values = variables(mailbox, decision, policy, config.messages, declined)
-    return json.dumps({"to": to, "locale": mailbox.locale, "vars": values}, ensure_ascii=False)
+    formats = formats_for(mailbox.locale, config.locales, config.default_locale)
+    values = variables(mailbox, decision, policy, config.messages, declined, formats)
+    return json.dumps({"to": to, "locale": formats.written, "vars": values}, ensure_ascii=False)

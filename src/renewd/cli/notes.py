@@ -6,14 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from datetime import date
-from typing import TYPE_CHECKING
 
 from renewd.config.model import Config
 from renewd.core.errors import suggest
-from renewd.policy.model import Policy
-
-if TYPE_CHECKING:
-    from renewd.delivery.templating import Renderer
 
 SHOWN_STATES = (
     "done",
@@ -47,32 +42,16 @@ def recorded(states: Counter[str], days: Collection[date]) -> list[str]:
     return lines
 
 
-def fallbacks(
-    config: Config, policy: Policy, renderer: Renderer, rule_id: str, locale: str
-) -> list[str]:
-    """`render --locale fr` when there is no `fr` template: it is rendered as a customer with
-    that locale would get it, in the default locale, and says so."""
-    from renewd.delivery.templating import PARTS
+def fallbacks(config: Config, locale: str) -> list[str]:
+    """`render --locale fr` when `fr` is not one of the config's locales: it is rendered as a
+    customer with that locale would get it, in the locale their messages are written in."""
+    from renewd.delivery.formats import written_in
 
-    rule = next((r for r in policy.rules if r.id == rule_id), None)
-    if rule is None:
+    written = written_in(locale, config.locales, config.default_locale)
+    if written == locale:
         return []
-    missing = sorted(
-        {
-            part
-            for channel in rule.notify
-            for part in PARTS[channel]
-            if renderer.find(rule.template, locale, part) is None
-        }
-    )
-    if not missing:
-        return []
-    notes = [
-        f"no {locale!r} template {rule.template}/{', '.join(missing)}: rendered in "
-        f"{config.default_locale!r} (the config's default_locale), as a customer whose locale "
-        f"is {locale!r} would receive it"
+    known, close = ", ".join(config.locales), suggest(locale, config.locales)
+    return [
+        f"{locale!r} is not one of the config's locales ({known}){close}: rendered in "
+        f"{written!r}, as a customer whose locale is {locale!r} would receive it"
     ]
-    if locale not in config.locales:
-        known, close = ", ".join(config.locales), suggest(locale, config.locales)
-        notes.append(f"{locale!r} is not one of the config's locales ({known}){close}")
-    return notes

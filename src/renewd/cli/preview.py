@@ -142,10 +142,10 @@ def render(
         mailbox = replace(mailbox, locale=locale)
     renderer = Renderer(cfg.templates, cfg.default_locale)
     try:
-        sections = preview(policy, cfg.messages, renderer, rule, mailbox, when)
+        sections = preview(policy, cfg, renderer, rule, mailbox, when)
     except TemplateError as exc:
         raise RenewdError(str(exc)) from exc
-    for note in notes.fallbacks(cfg, policy, renderer, rule, mailbox.locale):
+    for note in notes.fallbacks(cfg, mailbox.locale):
         click.echo(note, err=True)
     for heading, text in sections:
         click.echo(f"----- {heading}\n{text}", nl=False)

@@ -56,7 +56,7 @@ class Config:
     snapshot: str = ""
     templates: Path | None = None
     default_locale: str = "en"
-    locales: tuple[str, ...] = ("en", "zh-CN")
+    locales: tuple[str, ...] = ("en", "zh-CN", "de")
     catch_up_days: int = 31
     message_ttl_days: int = 3
     ledger: str = "var/renewd.sqlite3"

@@ -1,4 +1,4 @@
-"""Calendar arithmetic and how dates read in each locale."""
+"""Calendar arithmetic: months that keep their day."""
 
 from __future__ import annotations
 
@@ -23,10 +23,3 @@ def fits_anchor(day: date, anchor_day: int) -> bool:
     the month's last day when the month is shorter (02-28 fits 29, 30 and 31)."""
     last = calendar.monthrange(day.year, day.month)[1]
     return day.day == anchor_day or (day.day == last and anchor_day > last)
-
-
-def format_date(day: date, locale: str) -> str:
-    """2027年01月15日 for Chinese locales, 15 January 2027 otherwise (unambiguous everywhere)."""
-    if locale.startswith("zh"):
-        return f"{day.year}年{day.month:02d}月{day.day:02d}日"
-    return f"{day.day} {calendar.month_name[day.month]} {day.year}"

@@ -8,24 +8,16 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from renewd.config.model import MessageSettings
+from renewd.config.model import Config, MessageSettings
 from renewd.core.cycles import CycleState, cycle_of
-from renewd.core.dates import format_date
 from renewd.core.errors import RenewdError, suggest
 from renewd.core.model import Decision, Kind, Mailbox
 from renewd.core.money import Funds
+from renewd.delivery.formats import Formats, formats_for
 from renewd.policy.model import Policy, Rule
 
 if TYPE_CHECKING:  # Jinja is loaded only by the commands that render
     from renewd.delivery.templating import Renderer
-
-SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "HKD": "HK$"}
-
-
-def money(amount: Decimal, currency: str) -> str:
-    symbol = SYMBOLS.get(currency)
-    value = f"{amount:,.2f}"
-    return f"{symbol}{value}" if symbol else f"{currency} {value}"
 
 
 def variables(
@@ -34,6 +26,7 @@ def variables(
     policy: Policy,
     messages: MessageSettings,
     declined: bool = False,
+    formats: Formats | None = None,
 ) -> dict[str, Any]:
     """Everything a template may use; only these names exist (templates render strictly).
 
@@ -41,11 +34,17 @@ def variables(
     the account holds once the charges before this one are made, `committed` what renewals of
     the same account due earlier will take of it. `declined`: billing refused the charge, so no
     balance figure explains the failure. Dates of a renewal come from the cycle model, anchored.
+    `formats`: how the message writes money and dates (`formats_for`; default: the row's locale).
     """
     locale, day = mailbox.locale, decision.date
+    shown = formats or formats_for(locale, (locale,), locale)
+    format_date, fee, currency = shown.date, mailbox.renewal_fee, mailbox.currency
+
+    def money(amount: Decimal) -> str:
+        return shown.money(amount, currency, sms=decision.channel == "sms")
+
     deletion_on = mailbox.expires_on + timedelta(days=policy.deletion_after or 0)
     domain_day = mailbox.domain_expires_on
-    fee, currency = mailbox.renewal_fee, mailbox.currency
     funds = decision.funds or Funds(mailbox.balance)
     next_expiry = decision.next_expiry or cycle_of(mailbox, CycleState()).next_end
     auto_days = policy.auto_renew_days
@@ -58,30 +57,26 @@ def variables(
         "is_paid": mailbox.edition in policy.paid_editions,
         "domain": mailbox.domain,
         "locale": locale,
-        "expires_on": format_date(mailbox.expires_on, locale),
-        "last_day": format_date(mailbox.expires_on - one_day, locale),
-        "new_expires_on": format_date(next_expiry, locale),
-        "new_last_day": format_date(next_expiry - one_day, locale),
-        "deletion_on": format_date(deletion_on, locale)
-        if policy.deletion_after is not None
-        else "",
-        "domain_expires_on": format_date(domain_day, locale) if domain_day else "",
+        "expires_on": format_date(mailbox.expires_on),
+        "last_day": format_date(mailbox.expires_on - one_day),
+        "new_expires_on": format_date(next_expiry),
+        "new_last_day": format_date(next_expiry - one_day),
+        "deletion_on": format_date(deletion_on) if policy.deletion_after is not None else "",
+        "domain_expires_on": format_date(domain_day) if domain_day else "",
         "days_left": (mailbox.expires_on - day).days,
         "days_since_expiry": (day - mailbox.expires_on).days,
         "days_to_deletion": (deletion_on - day).days,
         "domain_days_left": (domain_day - day).days if domain_day else 0,
         "auto_renew": mailbox.auto_renew,
         "auto_renew_days": auto_days or 0,
-        "auto_renew_on": format_date(mailbox.expires_on - auto_days * one_day, locale)
-        if auto_days
-        else "",
-        "fee": money(fee, currency),
+        "auto_renew_on": format_date(mailbox.expires_on - auto_days * one_day) if auto_days else "",
+        "fee": money(fee),
         "free": fee == 0,
-        "balance": money(funds.balance, currency),
-        "committed": money(funds.committed, currency),
+        "balance": money(funds.balance),
+        "committed": money(funds.committed),
         "has_committed": funds.committed > 0,
-        "balance_after": money(funds.balance - fee, currency),
-        "shortfall": money(funds.shortfall(fee), currency),
+        "balance_after": money(funds.balance - fee),
+        "shortfall": money(funds.shortfall(fee)),
         "declined": declined,
         "renewal_url": messages.renewal_url.format(
             mailbox_id=quote(mailbox.mailbox_id, safe=""),
@@ -91,11 +86,13 @@ def variables(
 
 
 SAMPLE_DAY = date(2027, 1, 1)
+SAMPLE_CURRENCIES = {"zh": "CNY", "de": "EUR", "ja": "JPY", "ko": "KRW", "fr": "EUR"}
 
 
 def sample_mailbox(locale: str) -> Mailbox:
     """A plausible paid mailbox with every optional field set, for checking templates."""
     chinese = locale.startswith("zh")
+    currency = SAMPLE_CURRENCIES.get(locale.partition("-")[0].lower(), "USD")
     return Mailbox(
         mailbox_id="postmaster-sales-team",
         account_id="acct-000042",
@@ -104,7 +101,7 @@ def sample_mailbox(locale: str) -> Mailbox:
         auto_renew=True,
         balance=Decimal("80.00"),
         renewal_fee=Decimal("1200.00"),
-        currency="CNY" if chinese else "USD",
+        currency=currency,
         renewal_months=12,
         email="postmaster-sales-team@example-company.com",
         phone="+8613800138000" if chinese else "+14155550123",
@@ -137,14 +134,15 @@ def sample_decision(rule: Rule, mailbox: Mailbox) -> Decision:
 
 def preview(
     policy: Policy,
-    settings: MessageSettings,
+    config: Config,
     renderer: Renderer,
     rule_id: str,
     mailbox: Mailbox,
     day: date | None,
 ) -> list[tuple[str, str]]:
-    """(heading, text) sections of what the customer would receive from one rule."""
-    from renewd.delivery.templating import sms_segments
+    """(heading, text) sections of what the customer would receive from one rule, in the
+    locale the mailbox's messages are written in (`formats.written_in`)."""
+    from renewd.delivery.gsm import sms_segments
 
     rules = {rule.id: rule for rule in policy.rules}
     if rule_id not in rules:
@@ -153,16 +151,21 @@ def preview(
     decision = sample_decision(rule, mailbox)
     if day is not None:
         decision = replace(decision, date=day)
-    values = variables(mailbox, decision, policy, settings)
+    formats = formats_for(mailbox.locale, config.locales, config.default_locale)
+
+    def values(channel: str) -> dict[str, Any]:
+        told = replace(decision, channel=channel)  # an SMS writes some currencies otherwise
+        return variables(mailbox, told, policy, config.messages, formats=formats)
+
     sections = []
     if "email" in rule.notify:
-        email = renderer.email(rule.template, mailbox.locale, values)
+        email = renderer.email(rule.template, formats.written, values("email"))
         sections += [
             (f"email to {mailbox.email}", f"Subject: {email.subject}\n\n{email.text}"),
             ("email, HTML part", email.html),
         ]
     if "sms" in rule.notify:
-        text = renderer.sms(rule.template, mailbox.locale, values)
+        text = renderer.sms(rule.template, formats.written, values("sms"))
         sections.append(
             (
                 f"sms to {mailbox.phone or '(no phone)'}, {sms_segments(text)} segment(s)",

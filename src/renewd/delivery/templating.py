@@ -1,4 +1,4 @@
-"""Message templates: where each one lives, rendering them strictly, and what an SMS costs.
+"""Message templates: where each one lives, and rendering them strictly.
 
 Layout: `{locale}/{template}/subject.txt, body.txt, body.html` for email and `sms.txt` for SMS,
 looked up first in the operator's directory (config `templates`), then in the shipped set.
@@ -6,24 +6,18 @@ looked up first in the operator's directory (config `templates`), then in the sh
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from renewd.delivery.gsm import sms_text
 from renewd.delivery.limits import LimitError, restore, start
 from renewd.delivery.sandbox import LimitedEnvironment, LimitedLoader
 
 SHIPPED = Path(__file__).parent / "templates"
 PARTS = {"email": ("subject.txt", "body.txt", "body.html"), "sms": ("sms.txt",)}
-
-GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENDED = set("^{}\\[~]|€\f")
 
 
 @dataclass(frozen=True)
@@ -113,7 +107,7 @@ class Renderer:
         return Rendered(subject, text, html)
 
     def sms(self, template: str, locale: str, values: dict[str, Any]) -> str:
-        return self.part(locale, template, "sms.txt", values)
+        return sms_text(self.part(locale, template, "sms.txt", values))
 
 
 def _plain(name: str) -> bool:
@@ -152,12 +146,3 @@ def _reason(exc: BaseException, included: bool) -> str:
         if isinstance(exc, LimitError | jinja2.TemplateError)
         else (f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
     )
-
-
-def sms_segments(text: str) -> int:
-    """How many SMS a body costs: GSM-7 160 alone or 153 per part; otherwise UCS-2 70 or 67."""
-    if all(c in GSM7 or c in GSM7_EXTENDED for c in text):
-        units = len(text) + sum(1 for c in text if c in GSM7_EXTENDED)
-        return 1 if units <= 160 else math.ceil(units / 153)
-    units = len(text.encode("utf-16-le")) // 2
-    return 1 if units <= 70 else math.ceil(units / 67)
