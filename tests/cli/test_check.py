@@ -7,8 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from renewd.act.preflight import check
+from renewd.cli.main import main
 from renewd.core.errors import UnusableFile
 from renewd.delivery.gsm import sms_segments
 
@@ -165,8 +167,10 @@ BROKEN = [
         GOOD_HEAD
         + "rules:\n  - id: x\n    when: {days_to_expiry: 3}\n    then: {notify: [sms], template: no-such}\n",
         [
-            "rules/lifecycle.yaml:4: rule 'x': no sms template 'no-such/sms.txt' for locale en",
-            "rules/lifecycle.yaml:4: rule 'x': no sms template 'no-such/sms.txt' for locale zh-CN",
+            "rules/lifecycle.yaml:4: rule 'x': there is no template 'no-such' in any locale "
+            "(en, zh-CN); `renewd init --template no-such --locale en --locale zh-CN "
+            "templates` writes a skeleton to fill in, then set `templates: templates` "
+            "in config.yaml"
         ],
     ),
 ]
@@ -233,6 +237,80 @@ def override(project: Path, template: str, part: str, text: str, locale: str = "
 def test_an_unknown_variable_is_reported_at_its_line(project: Path) -> None:
     override(project, "expired", "body.txt", "Hello {{ mailbox }},\n\nyou owe {{ amount_due }}.\n")
     assert problems(project) == ["templates/en/expired/body.txt:3: 'amount_due' is undefined"]
+
+
+def test_a_misspelt_variable_gets_a_suggestion(project: Path) -> None:
+    override(project, "expired", "subject.txt", "{{ mailbox }} expired on {{ expirs_on }}\n")
+    assert problems(project) == [
+        "templates/en/expired/subject.txt:1: 'expirs_on' is undefined (did you mean 'expires_on'?)"
+    ]
+
+
+def test_override_files_no_template_reads_are_refused_with_a_suggestion(project: Path) -> None:
+    """A misnamed folder or part would be accepted and never used: the shipped one goes out."""
+    override(project, "renewal-remindr", "subject.txt", "Renew {{ mailbox }}\n")
+    override(project, "expired", "subjct.txt", "Expired: {{ mailbox }}\n")
+    override(project, "expired", "body.txt", "{{ brand }}\n", locale="zh_CN")
+    override(project, "expired", "_footer.txt", "an include, left alone\n")
+    (project / "templates" / "en" / "_layout.html").write_text("{% extends '_layout.html' %}\n")
+    (project / "templates" / "en" / "subject.txt").write_text("a part outside any template\n")
+    assert problems(project) == [
+        "templates/en/expired/subjct.txt: 'subjct.txt' is not a template part (did you mean "
+        "'subject.txt'?): a template's parts are subject.txt, body.txt and body.html (email), "
+        "sms.txt (SMS)",
+        "templates/en/renewal-remindr: no template is called 'renewal-remindr' (did you mean "
+        "'renewal-reminder'?): no rule uses it, so it is never used (a rule's template is its id "
+        "unless the rule names one)",
+        "templates/en/subject.txt: not where a template goes: templates are folders "
+        "{locale}/{template}/ holding their parts (names starting with _ are left for layouts "
+        "and includes)",
+        "templates/zh_CN: locale 'zh_CN' is not one of the config's locales (en, zh-CN, de) (did "
+        "you mean 'zh-CN'?): these templates are never used (add it to `locales`, and every "
+        "rule's templates must then exist in it)",
+    ]
+
+
+def test_a_new_rules_template_starts_from_a_skeleton_that_check_refuses_until_written(
+    project: Path,
+) -> None:
+    (project / "rules" / "zz-call.yaml").write_text(
+        "rules:\n  - id: enterprise-call\n    when: {days_to_expiry: 11}\n"
+        "    then: {notify: [email], template: enterprise-call}\n",
+        encoding="utf-8",
+    )
+    [hint] = problems(project)
+    assert "`renewd init --template enterprise-call --locale en --locale zh-CN " in hint
+    templates = project / "templates"
+    result = CliRunner().invoke(
+        main, ["init", "--template", "enterprise-call", "--locale", "en", str(templates)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"wrote {templates}/en/enterprise-call/body.html" in result.output
+    (project / "config.yaml").write_text(
+        "rules: rules\nlocales: [en]\ntemplates: templates\n", encoding="utf-8"
+    )
+    assert problems(project) == [
+        f"templates/en/enterprise-call/{part}:1: still the skeleton `renewd init --template` "
+        "wrote: write the message, then delete the renewd-skeleton line"
+        for part in ("subject.txt", "body.txt", "body.html")
+    ]
+    for part in ("subject.txt", "body.txt", "body.html"):
+        path = templates / "en" / "enterprise-call" / part
+        path.write_text(path.read_text().split("\n", 1)[1].replace("about", "call us about"))
+    assert problems(project) == []
+    again = CliRunner().invoke(
+        main, ["init", "--template", "enterprise-call", "--locale", "en", str(templates)]
+    )
+    assert f"kept {templates}/en/enterprise-call/body.txt" in again.output
+    assert "call us about" in (templates / "en" / "enterprise-call" / "body.txt").read_text()
+    html = check_render(project, "enterprise-call")
+    assert '<html lang="en">' in html and "call us about your" in html
+
+
+def check_render(project: Path, rule: str) -> str:
+    result = CliRunner().invoke(main, ["render", rule, "--config", str(project / "config.yaml")])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def test_an_sms_longer_than_the_limit_is_reported(project: Path) -> None:

@@ -9,6 +9,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,12 @@ from typing import Any
 from renewd.act.plugins import plugin
 from renewd.config.load import LISTEN_HINT, load_config, split_listen
 from renewd.config.model import Config
-from renewd.core.errors import Problem, ProblemsError, UnusableFile
+from renewd.core.errors import Problem, ProblemsError, UnusableFile, suggest
 from renewd.delivery.formats import formats_for
 from renewd.delivery.gsm import sms_segments, sms_text
 from renewd.delivery.messages import sample_decision, sample_mailbox, variables
 from renewd.delivery.senders.base import send_window
-from renewd.delivery.templating import PARTS, Renderer, TemplateError
+from renewd.delivery.templating import PARTS, SHIPPED, SKELETON_MARK, Renderer, TemplateError
 from renewd.policy.engine import Engine
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy, Rule
@@ -56,15 +57,47 @@ def check(path: Path, serving: str = "") -> list[Problem]:
     )
 
 
+SKELETON_PROBLEM = (
+    "still the skeleton `renewd init --template` wrote: write the message, then delete the "
+    "renewd-skeleton line"
+)
+
+
 def template_problems(config: Config, policy: Policy) -> list[Problem]:
-    """Render every part of every template a rule names, in every locale, with a sample mailbox."""
+    """Render every part of every template a rule names, in every locale, with a sample mailbox;
+    then the override directory, for files that no template reads."""
     renderer = Renderer(config.templates, config.default_locale)
     problems: list[Problem] = []
     for rule in policy.rules:
+        if not any(
+            renderer.find(rule.template, locale, part)
+            for locale in config.locales
+            for channel in rule.notify
+            for part in PARTS[channel]
+        ):
+            problems.append(_no_template(config, rule))
+            continue
         for locale in config.locales:
             for channel in rule.notify:
                 problems.extend(_render_problems(config, policy, renderer, rule, locale, channel))
+    problems += override_problems(config, policy)
     return list(dict.fromkeys(problems))
+
+
+def _no_template(config: Config, rule: Rule) -> Problem:
+    """A rule whose template exists nowhere: one line, saying how to write one."""
+    locales = " ".join(f"--locale {locale}" for locale in config.locales)
+    folder = config.templates or config.base / "templates"
+    how = (
+        f"`renewd init --template {rule.template} {locales} {folder}` writes a skeleton to fill in"
+    )
+    if config.templates is None:
+        how += f", then set `templates: {folder.name}` in {config.path.name}"
+    message = (
+        f"rule {rule.id!r}: there is no template {rule.template!r} in any locale "
+        f"({', '.join(config.locales)}); {how}"
+    )
+    return Problem(rule.source, rule.line, message)
 
 
 def _render_problems(
@@ -81,6 +114,9 @@ def _render_problems(
             missing = f"no {channel} template '{rule.template}/{part}' for locale {locale}"
             problems.append(Problem(rule.source, rule.line, f"rule {rule.id!r}: {missing}"))
             continue
+        if SKELETON_MARK in path.read_text(encoding="utf-8", errors="replace"):
+            problems.append(Problem(str(path), 1, SKELETON_PROBLEM))
+            continue
         try:
             text = renderer.part(locale, rule.template, part, values)
         except TemplateError as exc:
@@ -93,6 +129,75 @@ def _render_problems(
                 Problem(str(path), 1, f"renders to {segments} SMS segments, more than {limit}")
             )
     return problems
+
+
+def override_problems(config: Config, policy: Policy) -> list[Problem]:
+    """Files in the override directory that no template reads: a misspelt locale, template or
+    part (`renewal-remindr/`, `subjct.txt`) would otherwise be accepted and never used.
+
+    Layout: `{locale}/{template}/{part}`. Names starting with `_` or `.` are left alone: layouts
+    and partials a template includes (`_layout.html`), and hidden files.
+    """
+    root = config.templates
+    if root is None or not root.is_dir():
+        return []
+    templates = {rule.template for rule in policy.rules} | {
+        p.name for locale in SHIPPED.iterdir() if locale.is_dir() for p in locale.iterdir()
+    }
+    problems = []
+    for path, kind in _override_files(root):
+        message = _unused(path.name, kind, config.locales, templates)
+        if message:
+            problems.append(Problem(str(path), 0, message))
+    return problems
+
+
+def _unused(name: str, kind: str, locales: tuple[str, ...], templates: set[str]) -> str:
+    """Why an override entry would never be read, or "" when it would be."""
+    parts = [part for channel in PARTS.values() for part in channel]
+    if kind == "locale" and name not in locales:
+        return (
+            f"locale {name!r} is not one of the config's locales ({', '.join(locales)})"
+            f"{suggest(name, locales)}: these templates are never used (add it to `locales`, "
+            "and every rule's templates must then exist in it)"
+        )
+    if kind == "template" and name not in templates:
+        return (
+            f"no template is called {name!r}{suggest(name, templates)}: no rule uses it, so it "
+            "is never used (a rule's template is its id unless the rule names one)"
+        )
+    if kind == "part" and name not in parts:
+        return (
+            f"{name!r} is not a template part{suggest(name, parts)}: a template's parts are "
+            "subject.txt, body.txt and body.html (email), sms.txt (SMS)"
+        )
+    if kind == "stray":
+        return (
+            "not where a template goes: templates are folders {locale}/{template}/ holding their "
+            "parts (names starting with _ are left for layouts and includes)"
+        )
+    return ""
+
+
+def _override_files(root: Path) -> Iterator[tuple[Path, str]]:
+    """Each visible entry of the override tree with what it must be: a locale folder, a
+    template folder, a part, or `stray` (a file or folder where none belongs)."""
+    for locale in sorted(_visible(root)):
+        if not locale.is_dir():
+            yield locale, "stray"
+            continue
+        yield locale, "locale"
+        for template in sorted(_visible(locale)):
+            if not template.is_dir():
+                yield template, "stray"
+                continue
+            yield template, "template"
+            for part in sorted(_visible(template)):
+                yield part, ("part" if part.is_file() else "stray")
+
+
+def _visible(folder: Path) -> Iterator[Path]:
+    return (p for p in folder.iterdir() if not p.name.startswith(("_", ".")))
 
 
 def backend_problems(config: Config) -> list[Problem]:

@@ -6,6 +6,8 @@ looked up first in the operator's directory (config `templates`), then in the sh
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,29 @@ from renewd.delivery.sandbox import LimitedEnvironment, LimitedLoader
 
 SHIPPED = Path(__file__).parent / "templates"
 PARTS = {"email": ("subject.txt", "body.txt", "body.html"), "sms": ("sms.txt",)}
+
+# The first line of every part `renewd init --template` writes; `check` refuses a part that still
+# has it, so a skeleton never reaches a customer.
+SKELETON_MARK = "renewd-skeleton"
+_SKELETON_LINE = "{#- " + SKELETON_MARK + ": write this message, then delete this line -#}\n"
+_SKELETON = {
+    "subject.txt": "{{ brand }}: about your mailbox {{ mailbox }}\n",
+    "body.txt": (
+        "Hello,\n\nThis is about your {{ brand }} mailbox {{ mailbox }}, which expires on "
+        "{{ expires_on }}.\n\nRenew: {{ renewal_url }}\n\nThe {{ brand }} team\n"
+    ),
+    "body.html": (
+        '{{% extends "{layout}" %}}\n'
+        "{{% block title %}}{{{{ brand|e }}}}: about your mailbox {{{{ mailbox|e }}}}"
+        "{{% endblock %}}\n"
+        "{{% block heading %}}About your mailbox{{% endblock %}}\n"
+        "{{% block content -%}}\n"
+        '<p style="margin:0 0 16px;">This is about your {{{{ brand|e }}}} mailbox '
+        "<strong>{{{{ mailbox|e }}}}</strong>, which expires on {{{{ expires_on|e }}}}.</p>\n"
+        "{{%- endblock %}}\n"
+    ),
+    "sms.txt": "[{{ brand }}] About your mailbox {{ mailbox }}: renew at {{ renewal_url }}\n",
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +66,7 @@ def environment(loader: jinja2.BaseLoader | None = None) -> LimitedEnvironment:
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         keep_trailing_newline=False,
+        auto_reload=False,  # a renderer lives for one run or check: no stat per layout per render
     )
 
 
@@ -93,7 +119,8 @@ class Renderer:
             raise TemplateError(path, exc.lineno, exc.message or "syntax error") from exc
         except Exception as exc:  # anything a template does wrong is that template's error
             path, line = _where(exc, self._path(name))
-            raise TemplateError(path, line, _reason(exc, included=line > 0)) from exc
+            reason = _reason(exc, included=line > 0) + _known_name(exc, values)
+            raise TemplateError(path, line, reason) from exc
 
     def _path(self, name: str) -> str:
         """The file a template name stands for, to name in an error."""
@@ -108,6 +135,17 @@ class Renderer:
 
     def sms(self, template: str, locale: str, values: dict[str, Any]) -> str:
         return sms_text(self.part(locale, template, "sms.txt", values))
+
+
+def skeleton(locale: str, override: Path | None = None) -> dict[str, str]:
+    """A new template's parts, to be written in: the HTML body extends the locale's layout (the
+    operator's or the shipped one), else the base layout."""
+    layouts = [root / locale / "_layout.html" for root in (override, SHIPPED) if root]
+    layout = f"{locale}/_layout.html" if any(p.is_file() for p in layouts) else "_layout.html"
+    return {
+        part: _SKELETON_LINE + (text.format(layout=layout) if part == "body.html" else text)
+        for part, text in _SKELETON.items()
+    }
 
 
 def _plain(name: str) -> bool:
@@ -126,6 +164,16 @@ def _where(exc: BaseException, path: str) -> tuple[str, int]:
             where = (trace.tb_frame.f_code.co_filename, trace.tb_lineno)
         trace = trace.tb_next
     return where
+
+
+def _known_name(exc: BaseException, values: dict[str, Any]) -> str:
+    """` (did you mean 'expires_on'?)` for a misspelt variable (closer than `suggest` asks:
+    'amount_due' is no 'account_id')."""
+    if not isinstance(exc, jinja2.UndefinedError):
+        return ""
+    found = re.fullmatch(r"'(\w+)' is undefined", str(exc))
+    close = difflib.get_close_matches(found[1], values, n=1, cutoff=0.75) if found else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _reason(exc: BaseException, included: bool) -> str:

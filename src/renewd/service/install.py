@@ -1,4 +1,5 @@
-"""`renewd init`: a new installation's files, from the copies the package carries.
+"""`renewd init`: a new installation's files, from the copies the package carries; and
+`renewd init --template`: a new message template's skeleton.
 
 The starter config, the shipped policy, a secrets-file template and the systemd unit are written
 with the operator's directories in place of the standard ones (/etc/renewd, /var/lib/renewd)
@@ -18,6 +19,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from renewd.core.errors import RenewdError
+from renewd.delivery.templating import skeleton
 
 CONFIG_DIR = "/etc/renewd"
 STATE_DIR = "/var/lib/renewd"
@@ -67,6 +69,24 @@ def init(directory: Path, state: Path, command: Path | None = None) -> list[Writ
     for path, text, mode in plan:
         _write(path, text, mode)
         written.append(Written(path, "owner-only" if mode == 0o600 else ""))
+    return written
+
+
+def template(directory: Path, name: str, locales: tuple[str, ...]) -> list[Written]:
+    """A skeleton of template `name` (every part) for each locale, in the template directory
+    `directory`: `{locale}/{name}/{part}`. Parts already there are kept, never overwritten;
+    `renewd check` refuses a part until its skeleton line is gone."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith("."):
+        raise InitError(f"{name!r} is not a template name: letters, digits, '-', '_' and '.'")
+    written = []
+    for locale in locales:
+        for part, text in skeleton(locale, directory).items():
+            path = directory.absolute() / locale / name / part
+            if path.exists() or path.is_symlink():
+                written.append(Written(path, "already there, kept"))
+                continue
+            _write(path, text, 0o644)
+            written.append(Written(path))
     return written
 
 
