@@ -23,6 +23,7 @@ from renewd.act.faults import crash_point
 from renewd.act.held import held_summary, note_held
 from renewd.act.metering import meter_effects, metered
 from renewd.act.plugins import plugin
+from renewd.act.retention import after_run
 from renewd.config.model import Config
 from renewd.core.dates import add_months
 from renewd.core.meter import Meter
@@ -40,6 +41,7 @@ from renewd.state.db import database_url
 from renewd.state.ledger import Ledger
 from renewd.state.lock import LockWatch, RunLock
 from renewd.state.plans import PlannedStep
+from renewd.state.retention import Pruned
 from renewd.state.runs import SnapshotInfo
 
 HELD_EXIT = 3
@@ -56,6 +58,7 @@ class RunReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped: dict[str, str] = field(default_factory=dict)
     written: int = 0
+    pruned: Pruned | None = None  # what retention forgot after the run
 
 
 def open_ledger(config: Config) -> Ledger:
@@ -119,7 +122,10 @@ def run_locked(
     if progress is not None:
         executor.progress = progress
     meter = meter or Meter()
-    return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion, meter)
+    report = _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion, meter)
+    if not executor.stopping.is_set():
+        report.pruned = after_run(config, policy, ledger, day)
+    return report
 
 
 def _run(

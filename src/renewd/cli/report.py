@@ -185,6 +185,8 @@ def run_summary(report: RunReport) -> list[str]:
     if report.held:
         lines.append(f"held: {held_summary(report)}")
     lines += [f"stopped {channel}: {reason}" for channel, reason in sorted(report.stopped.items())]
+    if report.pruned:
+        lines.append(f"pruned (retention): {report.pruned}")
     lines += row_errors(snapshot)
     return lines
 

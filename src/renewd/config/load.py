@@ -58,6 +58,13 @@ def _days(r: Reader, value: Any, line: int, key: str) -> Any:
     return None
 
 
+def _retention(r: Reader, value: Any, line: int, key: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 36_500:
+        return value
+    r.problem(line, f"{key} must be a whole number of days from 1 to 36500 (default 400)")
+    return None
+
+
 def _backend(r: Reader, value: Any, line: int, key: str) -> Any:
     if isinstance(value, LocatedMap) and isinstance(value.get("backend"), str):
         return value  # with its lines: `check` says where a backend's setting is wrong
@@ -216,6 +223,7 @@ KEYS: dict[str, Parser] = {
     "locales": _locales,
     "catch_up_days": _days,
     "message_ttl_days": _days,
+    "retention_days": _retention,
     "ledger": _text,
     "billing": _backend,
     "provisioning": _backend,

@@ -59,6 +59,7 @@ class Config:
     locales: tuple[str, ...] = ("en", "zh-CN", "de")
     catch_up_days: int = 31
     message_ttl_days: int = 3
+    retention_days: int = 400  # outbox rows and run records older than this are pruned
     ledger: str = "var/renewd.sqlite3"
     billing: dict[str, Any] = field(default_factory=lambda: {"backend": "ledger"})
     provisioning: dict[str, Any] = field(default_factory=lambda: {"backend": "ledger"})
