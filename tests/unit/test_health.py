@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from renewd.service.health import State, status_line, verdict
+from renewd.service.health import CAUSES, State, causes, status_line, verdict
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 OVERDUE = timedelta(hours=26)
@@ -62,6 +62,26 @@ def state(**changes: Any) -> State:
 )
 def test_verdict(changes: dict[str, Any], expected: tuple[str, list[str]]) -> None:
     assert verdict(state(**changes), NOW, OVERDUE) == expected
+
+
+def test_each_problem_has_the_cause_the_metrics_and_alerts_name() -> None:
+    """renewd_problem{cause} carries these names; deploy/prometheus alerts on them."""
+    everything = state(
+        started=NOW - timedelta(hours=30),
+        last_failure="disk full",
+        reload_errors=["rules/a.yaml:3: unknown key 'x'"],
+        held="1 deletion: ...",
+        stopped={"email": "535 authentication failed", "sms": "401"},
+        skipped="the snapshot for 2026-12-01 (...) was not there by 08:00; skipped",
+    )
+    status, found = causes(everything, NOW, OVERDUE)
+    assert status == "failing"
+    assert found == [
+        "run_failed", "overdue", "reload_refused", "held", "channel_stopped", "channel_stopped",
+        "snapshot_missing",
+    ]  # fmt: skip
+    assert set(found) == set(CAUSES)
+    assert causes(state(held="1 deletion: ..."), NOW, OVERDUE) == ("degraded", ["held"])
 
 
 def test_the_status_line_says_when_it_is_not_ok() -> None:

@@ -66,6 +66,8 @@ class Daemon:
         self.zone = ZoneInfo(self.policy.timezone)
         self.clock = Clock()
         self.metrics = Metrics()
+        self.metrics.channels(self.config.senders)
+        self.metrics.judge(self._causes)
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.reload_requested = False
@@ -342,6 +344,11 @@ class Daemon:
         if detail["running"]:  # a copy: this runs in the HTTP server's thread
             detail["running"] = {**detail["running"], "progress": self.reporter.text()}
         return detail["status"] != "failing", detail
+
+    def _causes(self) -> tuple[str, list[str]]:
+        """The verdict and its causes, for /metrics (called in the HTTP server's thread)."""
+        overdue = timedelta(hours=self.config.serve.overdue_hours)
+        return health.causes(self.state, self.clock.now(), overdue)
 
     def _status(self) -> str:
         overdue = timedelta(hours=self.config.serve.overdue_hours)

@@ -31,26 +31,53 @@ class State:
     running: dict[str, Any] = field(default_factory=dict)  # the run in progress: day, progress
 
 
-def verdict(state: State, now: datetime, overdue: timedelta) -> tuple[str, list[str]]:
-    """("ok" | "degraded" | "failing", the reasons, the failing ones first)."""
-    failing = []
+# What makes the verdict less than ok: the causes, as `renewd_problem{cause}` names them.
+FAILING = ("run_failed", "overdue")
+DEGRADED = ("reload_refused", "held", "channel_stopped", "snapshot_missing")
+CAUSES = FAILING + DEGRADED
+STATUSES = ("ok", "degraded", "failing")
+
+
+def findings(state: State, now: datetime, overdue: timedelta) -> list[tuple[str, str]]:
+    """(cause, reason) for each problem, the failing ones first."""
+    found = []
     if state.last_failure:
-        failing.append(f"the last run failed: {state.last_failure}")
+        found.append(("run_failed", f"the last run failed: {state.last_failure}"))
     reference = state.last_success or state.started
     if now - reference > overdue:
-        failing.append(f"no successful run since {reference.isoformat()}")
-    degraded = []
+        found.append(("overdue", f"no successful run since {reference.isoformat()}"))
     if state.reload_errors:
         count = len(state.reload_errors)
         plural = "s" if count > 1 else ""
-        degraded.append(f"a reload was refused ({count} problem{plural}); the previous policy runs")
+        reason = f"a reload was refused ({count} problem{plural}); the previous policy runs"
+        found.append(("reload_refused", reason))
     if state.held:
-        degraded.append(f"the last run held deletions or deductions back: {state.held}")
-    degraded += [f"{channel} stopped: {why}" for channel, why in sorted(state.stopped.items())]
+        found.append(("held", f"the last run held deletions or deductions back: {state.held}"))
+    found += [
+        ("channel_stopped", f"{channel} stopped: {why}")
+        for channel, why in sorted(state.stopped.items())
+    ]
     if state.skipped:
-        degraded.append(state.skipped)
-    status = "failing" if failing else "degraded" if degraded else "ok"
-    return status, failing + degraded
+        found.append(("snapshot_missing", state.skipped))
+    return found
+
+
+def verdict(state: State, now: datetime, overdue: timedelta) -> tuple[str, list[str]]:
+    """("ok" | "degraded" | "failing", the reasons, the failing ones first)."""
+    found = findings(state, now, overdue)
+    return _status(found), [reason for _, reason in found]
+
+
+def causes(state: State, now: datetime, overdue: timedelta) -> tuple[str, list[str]]:
+    """The verdict and the causes of its problems, for the metrics."""
+    found = findings(state, now, overdue)
+    return _status(found), [cause for cause, _ in found]
+
+
+def _status(found: list[tuple[str, str]]) -> str:
+    if any(cause in FAILING for cause, _ in found):
+        return "failing"
+    return "degraded" if found else "ok"
 
 
 def body(state: State, now: datetime, overdue: timedelta, policy: str) -> dict[str, Any]:

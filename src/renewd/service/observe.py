@@ -7,15 +7,27 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from renewd.config.load import LISTEN_HINT, split_listen
 from renewd.core.errors import RenewdError
+from renewd.service.health import CAUSES, STATUSES
 
 log = logging.getLogger("renewd")
 
@@ -26,9 +38,17 @@ REQUEST_TIMEOUT = 10.0  # seconds for a request to arrive whole, and for its ans
 
 
 class Metrics:
+    """The daemon's registry: its own counters and gauges, the verdict (`judge`), and the
+    process's CPU, memory, file descriptors, garbage collection and Python version."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.runs = Counter("renewd_runs", "Runs by outcome", ["status"], registry=self.registry)
+        for status in ("done", "held", "failed"):  # every series there from the start, at 0
+            self.runs.labels(status=status)
         self.duration = Histogram(
             "renewd_run_duration_seconds",
             "How long a run took",
@@ -65,6 +85,45 @@ class Metrics:
             "renewd_policy_reload_ok", "1 when the last reload succeeded", registry=self.registry
         )
         self.reload_ok.set(1)
+
+    def channels(self, names: Iterable[str]) -> None:
+        """Start every send series of these channels at 0 (a rate over a series that appears
+        only with its first failure misses that failure)."""
+        for channel in names:
+            for outcome in OUTCOMES:
+                self.sends.labels(channel=channel, outcome=outcome)
+
+    def judge(self, findings: Callable[[], tuple[str, list[str]]]) -> None:
+        """Export the verdict /healthz gives, worked out at each scrape: `findings` returns the
+        status and the causes of the problems (`health.CAUSES`)."""
+        self.registry.register(_Verdict(findings))
+
+
+OUTCOMES = ("sent", "retry", "failed", "stop")
+
+
+class _Verdict(Collector):
+    def __init__(self, findings: Callable[[], tuple[str, list[str]]]) -> None:
+        self.findings = findings
+
+    def collect(self) -> Iterator[Metric]:
+        status, causes = self.findings()
+        verdict = GaugeMetricFamily(
+            "renewd_health",
+            "The daemon's verdict, as /healthz gives it: 1 for the current status",
+            labels=["status"],
+        )
+        for name in STATUSES:
+            verdict.add_metric([name], float(name == status))
+        yield verdict
+        problem = GaugeMetricFamily(
+            "renewd_problem",
+            "1 while this cause makes the verdict degraded or failing (see /healthz)",
+            labels=["cause"],
+        )
+        for cause in CAUSES:
+            problem.add_metric([cause], float(cause in causes))
+        yield problem
 
 
 class ListenError(RenewdError):
