@@ -35,6 +35,7 @@ EVERY_COMMAND = [
     ["render", "expired"],
     ["serve"],
     ["status"],
+    ["prune"],
 ]
 
 
@@ -76,6 +77,7 @@ def test_a_missing_config_exits_2_for_every_command(tmp_path: Path, args: list[s
         (["orders", "--month", "2026-12"], 0),
         (["render", "expired"], 0),
         (["status"], 0),
+        (["prune"], 0),
         (["dry-run", "--snapshot", "no-such.csv"], 2),
         (["run", "--date", DAY, "--snapshot", "no-such.csv"], 2),
         (["simulate", "--from", DAY, "--to", DAY, "--mailbox", "mb-nope"], 2),
@@ -119,7 +121,9 @@ def locked(world: Project) -> Iterator[Project]:
         ledger.close()
 
 
-@pytest.mark.parametrize("args", [["run", "--date", DAY], ["serve"]], ids=lambda args: args[0])
+@pytest.mark.parametrize(
+    "args", [["run", "--date", DAY], ["serve"], ["prune"]], ids=lambda args: args[0]
+)
 def test_run_and_serve_exit_75_while_another_renewd_works(locked: Project, args: list[str]) -> None:
     result = invoke(locked, *args)
     assert result.exit_code == 75, result.output
