@@ -127,14 +127,12 @@ def held_daemon(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     serve = f"serve: {{listen: '127.0.0.1:{port}', run_at: '02:00'}}\n"
     project = Project(tmp_path, extra=serve, snapshot="snapshots/mailboxes-{date}.csv")
     project.snapshot(csv_row("mb-old", DAY - timedelta(days=30)), day=DAY)
-    command = [
-        str(Path(sys.executable).parent / "renewd"),
-        "serve",
-        "--config",
-        str(project.config),
-    ]
-    env = {**os.environ, "RENEWD_FAKE_NOW": "2026-12-01T10:00:00+08:00"}
-    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    renewd = Path(sys.executable).parent / "renewd"
+    process = subprocess.Popen(
+        [str(renewd), "serve", "--config", str(project.config)],
+        env={**os.environ, "RENEWD_FAKE_NOW": "2026-12-01T10:00:00+08:00"},
+        stderr=subprocess.DEVNULL,
+    )
     try:
         until(lambda: '"status": "held"' in scrape(port, "/healthz"), "the first run held", 60)
         yield scrape(port, "/metrics"), json.loads(scrape(port, "/healthz"))
