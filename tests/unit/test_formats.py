@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -110,6 +111,7 @@ def test_a_mailbox_in_each_locale_gets_the_same_layout_in_its_language() -> None
         ("1234567.891", "INR", "hi", "₹12,34,567.891"),  # Indian grouping
         ("1234.5", "CHF", "de-CH", f"CHF{NBSP}1'234.50"),  # Babel's own: its group is a quote
         ("0", "BHD", "en", f"BHD{NBSP}0.000"),  # three minor units; CLDR's currency spacing
+        ("0", "XCG", "en", f"Cg.{NBSP}0.00"),  # a symbol ending in punctuation is kept apart too
         ("1200", "CNY", "zh-CN", "¥1,200.00"),
         ("1200", "EUR", "fr", "1\u202f200,00\u00a0€"),
     ],
@@ -149,12 +151,32 @@ def test_the_compiled_shape_is_babels_own_answer(
     assert formats_for(name, (name,), name).money(amount, currency) == expected
 
 
+@pytest.mark.parametrize("name", LOCALE_SAMPLE)
+def test_every_currency_in_each_locale_is_babels_answer(name: str) -> None:
+    """Not left to chance: every currency of the set, a few amounts of every shape."""
+    locale = Locale.parse(name)
+    for currency in sorted(ISO_4217):
+        for amount in map(Decimal, ("0", "0.5", "12", "-1234567.891")):
+            babel = format_currency(amount, currency, locale=locale, decimal_quantization=False)
+            shown = formats_for(name, (name,), name).money(amount, currency)
+            assert shown == spaced(locale, currency, babel), (currency, str(amount))
+
+
 def spaced(locale: Locale, currency: str, text: str) -> str:
-    """Babel's answer with CLDR's currency spacing: a no-break space between a letter of the
-    symbol and a digit (Babel writes `BHD5.000`; CLDR and ICU `BHD 5.000`)."""
-    symbol = re.escape(get_currency_symbol(currency, locale))
-    text = re.sub(rf"(?<=\w)(?<!\d)(?<={symbol})(?=\d)", NBSP, text, count=1)
-    return re.sub(rf"(?<=\d)(?={symbol})(?=[^\W\d])", NBSP, text, count=1)
+    """Babel's answer with CLDR's currency spacing, which Babel leaves out: a no-break space
+    between a digit and the symbol's end next to it when that end is neither a symbol nor a
+    space (currencyMatch `[[:^S:]&[:^Z:]]`): Babel writes `BHD5.000` and `Cg.0.00`, CLDR and
+    ICU `BHD 5.000` and `Cg. 0.00`; `$5.00` and `5,00 €` stay as they are."""
+    symbol = get_currency_symbol(currency, locale)
+
+    def apart(char: str) -> bool:
+        return unicodedata.category(char)[0] not in "SZ"
+
+    if apart(symbol[-1]):
+        text = re.sub(rf"(?<={re.escape(symbol)})(?=\d)", NBSP, text, count=1)
+    if apart(symbol[0]):
+        text = re.sub(rf"(?<=\d)(?={re.escape(symbol)})", NBSP, text, count=1)
+    return text
 
 
 @pytest.mark.parametrize(
