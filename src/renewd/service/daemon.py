@@ -96,8 +96,9 @@ class Daemon:
         ledger = open_ledger(self.config)
         try:
             with RunLock(ledger.engine) as lock:
-                self.watch = LockWatch(lock, self.stopping)
+                self.watch = LockWatch(lock, self.stopping, retaken=ledger.take_ledger)
                 ledger.upgrade()
+                ledger.take_ledger()
                 return self._serve(ledger)
         finally:
             ledger.close()
@@ -195,7 +196,14 @@ class Daemon:
         started = time.monotonic()
         try:
             report = run_locked(
-                config, policy, ledger, path, day, stopping=self.stopping, progress=self._beat
+                config,
+                policy,
+                ledger,
+                path,
+                day,
+                stopping=self.stopping,
+                progress=self._beat,
+                watch=self.watch,
             )
         except Exception as exc:  # a failed run is reported and alerted; the daemon carries on
             self._failed(ledger, day, exc)

@@ -24,6 +24,15 @@ LIVE_ORDER = ("pending", "charged")
 
 OPEN_ACTION = ("pending", "sending")
 
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 4,
+}
+
+EPOCH_KEY = "ledger_epoch"  # moved on by every taker of the ledger lock (state/claims.py)
+
 
 class SchemaError(RenewdError):
     """The database holds a schema this renewd cannot use."""
@@ -58,7 +67,10 @@ class Database:
             _create_private(Path(str(parsed.database)))
         if sqlite and readonly:
             url = f"sqlite:///file:{parsed.database}?mode=ro&uri=true"
-        self.engine: Engine = create_engine(url)
+        # libpq's keepalives: a client whose server went away notices within about a minute
+        postgres = parsed.get_backend_name() == "postgresql"
+        self.engine: Engine = create_engine(url, connect_args=KEEPALIVES if postgres else {})
+        self.epoch = 0  # the ledger's epoch while this process holds the lock (Runs.take_ledger)
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_readonly if readonly else _sqlite_pragmas)
 

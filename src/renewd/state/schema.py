@@ -39,7 +39,7 @@ runs = Table(
     Column("day", Date, nullable=False, index=True),
     Column("started_at", String(32), nullable=False),
     Column("finished_at", String(32)),
-    # running | done | held | failed: only `done` runs advance the catch-up window
+    # running | done | held | failed | lost | crashed: only `done` runs advance the catch-up window
     Column("status", String(16), nullable=False),
     Column("snapshot_path", Text, nullable=False),
     Column("snapshot_sha256", String(64), nullable=False),
