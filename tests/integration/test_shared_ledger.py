@@ -8,6 +8,7 @@ and start runs side by side, then count what the billing and SMTP peers really r
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -45,14 +46,16 @@ class Runs:
     def __init__(self) -> None:
         self.started: list[subprocess.Popen[str]] = []
 
-    def start(self, project: Project, day: date, *args: str) -> subprocess.Popen[str]:
+    def start(
+        self, project: Project, day: date, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         command = [str(Path(sys.executable).parent / "renewd"), "run", "--date", day.isoformat()]
         process = subprocess.Popen(
             [*command, *args, "--config", str(project.config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "RENEWD_TEST_SMTP_PASSWORD": PASSWORD},
+            env={**os.environ, "RENEWD_TEST_SMTP_PASSWORD": PASSWORD, **(env or {})},
         )
         self.started.append(process)
         return process
@@ -64,7 +67,7 @@ def runs() -> Iterator[Runs]:
     yield started
     for process in started.started:
         if process.poll() is None:
-            process.kill()
+            process.kill()  # SIGKILL ends a stopped (held) process too
         process.communicate()
 
 
@@ -189,3 +192,46 @@ def test_a_run_that_loses_its_lock_mid_delivery_stops_and_says_so(
         assert run.returncode == 75, err
         assert BUSY in err
         assert_stopped_midway(project, len(smtp.handler.messages), 20)
+
+
+def held(process: subprocess.Popen[str]) -> bool:
+    """The process stopped itself at its hold point (RENEWD_HOLD_AT): state T in /proc."""
+    with open(f"/proc/{process.pid}/stat", encoding="ascii") as stat:
+        return stat.read().rpartition(")")[2].split()[0] == "T"
+
+
+def test_a_run_cut_off_from_the_ledger_repeats_at_most_what_it_had_in_flight(
+    tmp_path: Path, postgres: Postgres, runs: Runs
+) -> None:
+    """Run A is frozen after its 20th message; its lock session is ended; run B takes the
+    ledger and does the day; then A goes on, still believing it holds the ledger. A claims
+    nothing more: the messages repeated are at most what A had in flight (two per sending slot),
+    A exits 75 and its run record says it lost the ledger, with what it did."""
+    connections, total = 2, 150
+    with SmtpPeer(tmp_path) as smtp:
+        project = Project(
+            tmp_path,
+            email=smtp.settings(connections=connections, timeout=5),
+            ledger=postgres.database(),
+        )
+        project.snapshot(*(csv_row(f"mb-{n:03d}", days(30), phone="") for n in range(total)))
+        a = runs.start(project, DAY, env={"RENEWD_HOLD_AT": "after-send#20"})
+        until(lambda: held(a), "run A held at its 20th message")
+        end_session(project, lock_session(project))  # a DBA, a restart, a dropped connection
+        b = project.run(DAY, env={"RENEWD_TEST_SMTP_PASSWORD": PASSWORD})
+        assert b.returncode == 0, b.stdout + b.stderr
+        a.send_signal(signal.SIGCONT)
+        _, err = a.communicate(timeout=60)
+        assert a.returncode == 75, err
+        assert "another renewd took the ledger" in err
+
+    sent = Counter(str(m["To"]) for m in smtp.handler.messages)
+    assert set(sent) == {f"mb-{n:03d}@example.cn" for n in range(total)}, "a message was lost"
+    repeats = sum(sent.values()) - total
+    assert repeats <= 2 * connections, f"{repeats} messages went out twice"
+    records = project.cli("runs").stdout.splitlines()
+    a_record = next(line for line in records if line.split()[:1] == ["1"])
+    b_record = next(line for line in records if line.split()[:1] == ["2"])
+    assert " lost " in a_record and "notify:email:sent=" in a_record, a_record
+    assert " done " in b_record, b_record
+    assert project.scalar("SELECT count(*) FROM actions WHERE state <> 'done'") == 0
