@@ -198,7 +198,7 @@ def test_a_pending_deletion_is_dropped_once_the_mailbox_was_renewed(tmp_path: Pa
     project = Project(tmp_path, extra=f"provisioning: {http(dead_url(), timeout=1)}\n")
     project.snapshot(csv_row("mb-1", days(-29)))
     assert project.run(DAY).returncode == 0  # seen expired (D+29)
-    project.snapshot(csv_row("mb-1", days(-29)))
+    project.export_again()
     result = project.run(days(1))  # D+30: provisioning is down, the deletion stays open
     assert "delete:retry" in result.stdout, result.stdout
     with BackendPeer(default="deleted") as peer:

@@ -71,6 +71,7 @@ class Database:
         postgres = parsed.get_backend_name() == "postgresql"
         self.engine: Engine = create_engine(url, connect_args=KEEPALIVES if postgres else {})
         self.epoch = 0  # the ledger's epoch while this process holds the lock (Runs.take_ledger)
+        self.snapshot_sha256 = ""  # the running run's snapshot (Runs.start_run): the guard's
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_readonly if readonly else _sqlite_pragmas)
 

@@ -86,6 +86,8 @@ class Histories(Database):
             for chunk in chunks(mailbox_ids):
                 self._load_actions(conn, chunk, history)
                 for row in conn.execute(select(sightings).where(sightings.c.mailbox_id.in_(chunk))):
+                    if self.snapshot_sha256 and row.snapshot_sha256 == self.snapshot_sha256:
+                        continue  # seen in this very file: a run of another --date proves nothing
                     history.sightings[(row.mailbox_id, row.cycle)] = row.first_seen
                 live = select(orders).where(
                     orders.c.mailbox_id.in_(chunk), orders.c.state.in_(LIVE_ORDER)

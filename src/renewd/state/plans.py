@@ -45,7 +45,7 @@ class Plans(Database):
             for action_id in sorted(undecided):  # today's plan no longer asks for it
                 cancel_row(conn, action_id, "held, then no longer decided on a later run")
             for sights in batched(sighted, BATCH):
-                _record_sightings(conn, dict.fromkeys(sights), day)
+                _record_sightings(conn, dict.fromkeys(sights), day, self.snapshot_sha256)
         return written
 
 
@@ -183,8 +183,11 @@ def _insert_orders(conn: Any, charges: list[tuple[dict[str, Any], int]], now: st
         conn.execute(insert(orders), [{**order, "charged_at": ""} for order in new])
 
 
-def _record_sightings(conn: Any, sights: Iterable[tuple[str, date]], day: date) -> None:
-    """The first day each mailbox was seen expired in its cycle; later sightings change nothing."""
+def _record_sightings(
+    conn: Any, sights: Iterable[tuple[str, date]], day: date, snapshot_sha256: str
+) -> None:
+    """The first day each mailbox was seen expired in its cycle, and in which snapshot; later
+    sightings change nothing."""
     sights = list(sights)
     query = select(sightings.c.mailbox_id, sightings.c.cycle)
     mailbox_ids = [mailbox_id for mailbox_id, _ in sights]
@@ -192,7 +195,12 @@ def _record_sightings(conn: Any, sights: Iterable[tuple[str, date]], day: date) 
         tuple(row) for row in conn.execute(query.where(sightings.c.mailbox_id.in_(mailbox_ids)))
     }
     new = [
-        {"mailbox_id": mailbox_id, "cycle": cycle, "first_seen": day}
+        {
+            "mailbox_id": mailbox_id,
+            "cycle": cycle,
+            "first_seen": day,
+            "snapshot_sha256": snapshot_sha256,
+        }
         for mailbox_id, cycle in sights
         if (mailbox_id, cycle) not in seen
     ]

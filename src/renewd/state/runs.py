@@ -24,6 +24,7 @@ class Runs(Database):
     """Run records (what each run read, did and why it held) and operator alerts."""
 
     def start_run(self, day: date, snapshot: SnapshotInfo, policy_digest: str) -> int:
+        self.snapshot_sha256 = snapshot.sha256
         with self.engine.begin() as conn:
             result = conn.execute(
                 insert(runs).values(

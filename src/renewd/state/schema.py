@@ -19,9 +19,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -125,13 +126,15 @@ deletions = Table(
     UniqueConstraint("mailbox_id", "cycle", name="uq_deletion_cycle"),
 )
 
-# The first day renewd saw a mailbox expired and unrenewed in a cycle: the deletion guard.
+# The first day renewd saw a mailbox expired and unrenewed in a cycle, and the SHA-256 of the
+# snapshot it was seen in (version 3; "" before): the deletion guard.
 sightings = Table(
     "sightings",
     metadata,
     Column("mailbox_id", String(128), primary_key=True),
     Column("cycle", Date, primary_key=True),
     Column("first_seen", Date, nullable=False),
+    Column("snapshot_sha256", String(64), nullable=False, default=""),
 )
 
 # Version 2: operator alerts, at most one per cause and day.
@@ -151,5 +154,11 @@ def _add_alerts(conn: Connection) -> None:
     alerts.create(conn)
 
 
+def _add_sighting_digest(conn: Connection) -> None:
+    conn.execute(
+        text("ALTER TABLE sightings ADD COLUMN snapshot_sha256 VARCHAR(64) NOT NULL DEFAULT ''")
+    )
+
+
 # How to bring a ledger of version N-1 to version N, in place.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_alerts}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_alerts, 3: _add_sighting_digest}
