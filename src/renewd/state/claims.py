@@ -80,7 +80,11 @@ def claim(conn: Any, marks: Sequence[Mark]) -> set[int]:
         read = [(m.action_id, m.attempts) for m in batch]
         statement = (
             update(actions)
-            .where(actions.c.state == "pending", tuple_(actions.c.id, actions.c.attempts).in_(read))
+            .where(
+                actions.c.id.in_([m.action_id for m in batch]),  # by key, not by the state index
+                tuple_(actions.c.id, actions.c.attempts).in_(read),
+                actions.c.state == "pending",
+            )
             .values(state="sending", attempts=actions.c.attempts + 1, updated_at=utcnow())
             .returning(actions.c.id)
         )
