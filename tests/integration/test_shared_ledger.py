@@ -203,10 +203,12 @@ def held(process: subprocess.Popen[str]) -> bool:
 def test_a_run_cut_off_from_the_ledger_repeats_at_most_what_it_had_in_flight(
     tmp_path: Path, postgres: Postgres, runs: Runs
 ) -> None:
-    """Run A is frozen after its 20th message; its lock session is ended; run B takes the
-    ledger and does the day; then A goes on, still believing it holds the ledger. A claims
-    nothing more: the messages repeated are at most what A had in flight (two per sending slot),
-    A exits 75 and its run record says it lost the ledger, with what it did."""
+    """Run A is frozen after its 10th commit of claims and outcomes, messages out; its lock
+    session is ended; run B takes the ledger and does the day; then A goes on, still believing
+    it holds the ledger. A claims nothing more: the messages repeated are at most what A had in
+    flight (two per sending slot), A exits 75 and its record says it lost the ledger, with what
+    it did. (Frozen between commits: a process frozen inside a transaction holds its row locks,
+    and PostgreSQL's idle_in_transaction_session_timeout is what frees them.)"""
     connections, total = 2, 150
     with SmtpPeer(tmp_path) as smtp:
         project = Project(
@@ -215,11 +217,12 @@ def test_a_run_cut_off_from_the_ledger_repeats_at_most_what_it_had_in_flight(
             ledger=postgres.database(),
         )
         project.snapshot(*(csv_row(f"mb-{n:03d}", days(30), phone="") for n in range(total)))
-        a = runs.start(project, DAY, env={"RENEWD_HOLD_AT": "after-send#20"})
-        until(lambda: held(a), "run A held at its 20th message")
+        a = runs.start(project, DAY, env={"RENEWD_HOLD_AT": "after-commit#10"})
+        until(lambda: held(a), "run A held after its 10th commit")
         end_session(project, lock_session(project))  # a DBA, a restart, a dropped connection
-        b = project.run(DAY, env={"RENEWD_TEST_SMTP_PASSWORD": PASSWORD})
-        assert b.returncode == 0, b.stdout + b.stderr
+        b = runs.start(project, DAY)
+        out, err = b.communicate(timeout=120)
+        assert b.returncode == 0, out + err
         a.send_signal(signal.SIGCONT)
         _, err = a.communicate(timeout=60)
         assert a.returncode == 75, err
@@ -228,6 +231,7 @@ def test_a_run_cut_off_from_the_ledger_repeats_at_most_what_it_had_in_flight(
     sent = Counter(str(m["To"]) for m in smtp.handler.messages)
     assert set(sent) == {f"mb-{n:03d}@example.cn" for n in range(total)}, "a message was lost"
     repeats = sum(sent.values()) - total
+    print(f"\nrepeats: {repeats} (bound {2 * connections}); {len(smtp.handler.messages)} sent")
     assert repeats <= 2 * connections, f"{repeats} messages went out twice"
     records = project.cli("runs").stdout.splitlines()
     a_record = next(line for line in records if line.split()[:1] == ["1"])

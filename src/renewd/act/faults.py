@@ -1,7 +1,7 @@
 """Crash and hold points for the fault tests: the process stops itself where a test asks.
 
 `RENEWD_CRASH_AT=after-charge` kills the process with SIGKILL the first time the point is
-reached, `after-send#3` the third time. `RENEWD_HOLD_AT=after-send#5` stops it there with
+reached, `after-send#3` the third time. `RENEWD_HOLD_AT=after-commit#5` stops it there with
 SIGSTOP instead, so that a test can change the world around a run frozen at a known point (end
 its lock session, let another renewd work) and then let it go on with SIGCONT. Nothing else
 reads these variables; they exist so the exactly-once promises are tested against real kills

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import RowMapping
 
+from renewd.act.faults import crash_point
 from renewd.state.claims import Mark, Tenure
 from renewd.state.ledger import Ledger
 
@@ -113,3 +114,4 @@ class Marks:
                 continue
             for _, done in batch:
                 done.set_result(taken)
+            crash_point("after-commit")

@@ -27,12 +27,13 @@ LOCK_CHECK_SECONDS = 1.0  # how often a run checks, as it works, that the lock i
 # The lock's session asks the server to probe the connection after 10 s of silence, every 5 s,
 # and to give up after 4 unanswered probes (or 40 s of unacknowledged data): a host that died
 # holding the lock frees it within about a minute, not the kernel's default two hours.
-KEEPALIVE = {
-    "tcp_keepalives_idle": "10",
-    "tcp_keepalives_interval": "5",
-    "tcp_keepalives_count": "4",
-    "tcp_user_timeout": "40000",
-}
+SESSION = text(
+    "SELECT set_config('tcp_keepalives_idle', '10', false), "
+    "set_config('tcp_keepalives_interval', '5', false), "
+    "set_config('tcp_keepalives_count', '4', false), "
+    "set_config('tcp_user_timeout', '40000', false), "  # PostgreSQL 12 and later
+    "set_config('application_name', :name, false)"
+)
 NAME = "renewd-lock"  # the lock session's application_name: `renewd-lock host pid`
 
 log = logging.getLogger("renewd")
@@ -65,15 +66,10 @@ class RunLock:
         # AUTOCOMMIT: a session idle in a transaction can be killed by the server, and the lock
         # with it, while the run goes on believing it holds the ledger.
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        connection.execute(SESSION, {"name": _identity()})  # who holds it, named before it is
         if connection.execute(
             text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key()}
         ).scalar():
-            for name, value in {**KEEPALIVE, "application_name": _identity()}.items():
-                with contextlib.suppress(SQLAlchemyError):  # tcp_user_timeout: PostgreSQL 12+
-                    connection.execute(
-                        text("SELECT set_config(:name, :value, false)"),
-                        {"name": name, "value": value},
-                    )
             self._connection = connection
             return True
         connection.close()
