@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -17,10 +18,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from peers.backend import BackendPeer
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
+from renewd.state.lock import RunLock
 
 from support import (
     Project,
@@ -102,6 +105,7 @@ def test_while_one_run_works_a_second_is_refused_and_one_that_waits_finds_nothin
         refused = project.run(DAY)
         assert refused.returncode == 75, refused.stdout + refused.stderr
         assert BUSY in refused.stderr
+        assert f"held by host {socket.gethostname()} pid {first.pid}" in refused.stderr
         waiting = runs.start(project, DAY, "--wait", "60")
         until(lambda: lock_attempts(project) >= 2, "the waiting run tried the lock")
         assert waiting.poll() is None
@@ -239,3 +243,29 @@ def test_a_run_cut_off_from_the_ledger_repeats_at_most_what_it_had_in_flight(
     assert " lost " in a_record and "notify:email:sent=" in a_record, a_record
     assert " done " in b_record, b_record
     assert project.scalar("SELECT count(*) FROM actions WHERE state <> 'done'") == 0
+
+
+KEEPALIVE = {
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "4",
+    "tcp_user_timeout": "40000",
+}
+
+
+def test_the_lock_session_probes_its_client_so_a_dead_host_frees_the_lock(
+    tmp_path: Path, postgres: Postgres
+) -> None:
+    """The server's side of the lock session sends TCP keepalives after 10 s of silence (4
+    probes, 5 s apart) and gives up on unacknowledged data after 40 s: the lock of a host that
+    died is freed within about a minute, not after the kernel's two hours."""
+    project = Project(tmp_path, ledger=postgres.database())
+    ledger = project.ledger()
+    try:
+        with RunLock(ledger.engine) as lock:
+            session = lock._connection
+            assert session is not None
+            shown = {name: session.execute(text(f"SHOW {name}")).scalar() for name in KEEPALIVE}
+    finally:
+        ledger.close()
+    assert shown == KEEPALIVE
