@@ -1,9 +1,11 @@
 """The executor: applies the outbox. Charges, then deletions, then messages; each outcome recorded.
 
-Every effect runs from a ledger row that was written before it, and records its outcome after.
-A crash in between leaves the row open and the next run finishes it: charges and deletions carry
-an idempotency key, so repeating them is safe; a message sent but not yet recorded may be sent
-twice, at most two per sender slot (see `_slot`).
+Every effect runs from a ledger row that was written before it and claimed (a compare-and-set,
+fenced by the ledger's epoch: `state/claims.py`) before it is tried, and records its outcome
+after. A crash in between leaves the row open and the next run finishes it: charges and
+deletions carry an idempotency key, so repeating them is safe; a message sent but not yet
+recorded may be sent twice, at most two per sender slot (see `_slot`), after a crash or by a
+run that lost the ledger to another.
 """
 
 from __future__ import annotations
