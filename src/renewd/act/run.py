@@ -128,6 +128,8 @@ def _run(
     day: date,
     allow_mass_deletion: bool,
 ) -> RunReport:
+    if not ledger.epoch:  # a caller that took the lock without taking the ledger with it
+        ledger.take_ledger()
     ledger.close_crashed_runs()
     run_id = ledger.start_run(day, _identity(snapshot_path), policy.digest)
     tenure = Tenure(run_id, ledger.epoch)
