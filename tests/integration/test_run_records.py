@@ -17,7 +17,9 @@ def days(n: int) -> date:
 
 
 def test_a_killed_run_shows_what_it_read_and_did(tmp_path: Path) -> None:
-    project = Project(tmp_path)
+    """One sending slot, so that at most two messages are out unrecorded when it is killed."""
+    email = "{backend: file, path: out/mail, from: renewals@mail.example.com, concurrency: 1}"
+    project = Project(tmp_path, email=email)
     project.snapshot(
         csv_row("mb-renew", days(3), auto_renew=True, balance="500.00", phone=""),
         *(csv_row(f"mb-{n}", days(30), phone="") for n in range(10)),
