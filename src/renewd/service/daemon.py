@@ -88,8 +88,9 @@ class Daemon:
         ledger = open_ledger(self.config)
         try:
             with RunLock(ledger.engine) as lock:
-                self.watch = LockWatch(lock, self.stopping)
+                self.watch = LockWatch(lock, self.stopping, retaken=ledger.take_ledger)
                 ledger.upgrade()
+                ledger.take_ledger()
                 return self._serve(ledger)
         finally:
             ledger.close()
@@ -201,6 +202,7 @@ class Daemon:
                 stopping=self.stopping,
                 progress=self._beat,
                 meter=meter,
+                watch=self.watch,
             )
         except Exception as exc:  # a failed run is reported and alerted; the daemon carries on
             self._failed(ledger, day, exc)
