@@ -84,13 +84,14 @@ def plain_rows(count: int, seed: int) -> Iterator[Row]:
     account = 0
     left_in_account = 0
     balance = "0.00"
+    chinese = False
     for n in range(count):
         if left_in_account == 0:
             account += 1
             left_in_account = rng.choice((1, 1, 1, 1, 2, 3, 4))
             balance = f"{rng.choice((0, 50, 120, 240, 500, 1000, 2400))}.{rng.randrange(100):02d}"
+            chinese = rng.random() < 0.5  # an account has one currency
         left_in_account -= 1
-        chinese = rng.random() < 0.5
         edition = "free" if rng.random() < 0.10 else rng.choice(("basic", "standard", "enterprise"))
         fee = "0.00" if edition == "free" else rng.choice(("60.00", "120.00", "600.00"))
         phone = ""

@@ -1,21 +1,27 @@
-"""A snapshot's text in blocks of whole records, never holding more than a block and one record.
+"""A snapshot's bytes in blocks of whole records, never holding more than a block and one record.
 
 A CSV record ends at the first line end where its quote characters balance (so no part of a
 quoted field is ever read as a record of its own, whatever else the record holds); a JSON Lines
 record is one line. Lines end with LF, CR LF or a lone CR, as the csv module counts them. A record
-longer than `limit` characters is read in pieces and dropped: only where it ends is reported.
+longer than `limit` bytes is read in pieces and dropped: only where it ends is reported.
+
+Blocks are read from the open file with pread, so where each one starts is known (the second
+pass reads only the blocks it needs) and several readers may share the file. A block ends at a
+line end, so it decodes alone; bytes that are not UTF-8 become lone surrogates, reported per row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-BLOCK = 1 << 18  # characters read at once, then extended to the end of a record
+BLOCK = 1 << 18  # bytes read at once, then extended to the end of a record
 
-ENDS = ("\n", "\r")
-
-Read = Callable[[int], str]
+ENDS = (b"\n", b"\r")
+_END = re.compile(rb"[\r\n]")
+_PEEK = 1 << 12  # bytes read to find the end of a line, at first
 
 
 @dataclass(frozen=True)
@@ -25,104 +31,142 @@ class Overlong:
     line: int
 
 
+@dataclass(frozen=True)
+class Block:
+    """Whole records: the number of the line before them, their text, where their bytes are."""
+
+    before: int
+    text: str
+    start: int
+    end: int
+
+
 def lines_in(text: str) -> int:
     """Physical lines in `text`, which starts at the start of a line."""
     ends = text.count("\n")
     if "\r" in text:
         ends += text.count("\r") - text.count("\r\n")
-    return ends + (bool(text) and not text.endswith(ENDS))
+    return ends + (bool(text) and not text.endswith(("\n", "\r")))
 
 
-def _line_start(text: str, end: int) -> int:
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _line_start(data: bytes, end: int) -> int:
     """Where the line that ends at `end` (after its line end, if it has one) starts."""
-    end -= 2 if text.endswith("\r\n", 0, end) else text.endswith(ENDS, 0, end)
-    return max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
+    end -= 2 if data.endswith(b"\r\n", 0, end) else data.endswith(ENDS, 0, end)
+    return max(data.rfind(b"\n", 0, end), data.rfind(b"\r", 0, end)) + 1
 
 
 @dataclass
 class Blocks:
-    """Iterate for (number of the line before it, text) per block of whole records read after
-    line `last`, and an Overlong for each record over `limit` characters. Only the last record
-    of a block can be unfinished: at the end of the file, which the csv module reads as it is.
+    """Iterate for each Block of whole records in bytes `position` to `stop` of the open file
+    `fd`, the first record after line `last`, and an Overlong for each record over `limit`
+    bytes. Only the last record of the file can be unfinished, which the csv module reads as
+    it is. The reader of a block may set `last` to the number of its last line (it counts them
+    anyway); if it does not, they are counted here.
     """
 
-    read: Read
-    readline: Read
+    fd: int
+    position: int
+    stop: int
     last: int
     quoted: bool  # CSV: a record runs on while its quotes do not balance
     limit: int
     size: int = BLOCK
-    _after_return: bool = False  # the text so far ended with CR: a LF next ends that line
 
-    def __iter__(self) -> Iterator[tuple[int, str] | Overlong]:
-        while block := self._next():
-            if not block.endswith("\n"):
+    def __iter__(self) -> Iterator[Block | Overlong]:
+        while block := self._read(min(self.size, self.limit)):
+            start = self.position - len(block)
+            if not block.endswith(b"\n"):
                 block += self.readline(self.limit + 1)  # the end of its last line (or CR LF)
-            start = self._last_record(block)
-            if self._odd(block):
-                block = self._extend(block, start)
-            if len(block) - start <= self.limit:
-                yield self._emit(block)
+            quotes = block.count(b'"') if self.quoted else 0
+            if len(block) <= self.limit and not quotes % 2:  # whole records, none too long
+                yield from self._emit(block, start)
                 continue
-            if start:
-                yield self._emit(block[:start])
-            yield Overlong(self._past(block[start:]))
+            record = self._last_record(block, quotes)
+            if quotes % 2:
+                block = self._extend(block, record)
+            if len(block) - record <= self.limit:
+                yield from self._emit(block, start)
+                continue
+            if record:
+                yield from self._emit(block[:record], start)
+            yield Overlong(self._past(block[record:]))
 
-    def _next(self) -> str:
-        block = self.read(min(self.size, self.limit))
-        after_return, self._after_return = self._after_return, False
-        if after_return and block.startswith("\n"):
-            block = block[1:] or self._next()
-        return block
+    def readline(self, limit: int) -> bytes:
+        """The rest of the current line with its line end (CR LF whole), at most about `limit`
+        bytes of it."""
+        parts: list[bytes] = []
+        size = 0
+        while size < limit and (data := self._peek(min(_PEEK << len(parts), limit - size))):
+            end = _END.search(data)
+            if end is None:
+                parts.append(data)
+                size += len(data)
+                self.position += len(data)
+                continue
+            cut = end.end()
+            if data.endswith(b"\r", 0, cut) and self._peek(cut + 1)[cut:] == b"\n":
+                cut += 1
+            parts.append(data[:cut])
+            self.position += cut
+            break
+        return b"".join(parts)
 
-    def _emit(self, text: str) -> tuple[int, str]:
-        before, self.last = self.last, self.last + lines_in(text)
-        self._after_return = text.endswith("\r")
-        return before, text
+    def _peek(self, size: int) -> bytes:
+        return os.pread(self.fd, max(0, min(size, self.stop - self.position)), self.position)
 
-    def _odd(self, text: str) -> bool:
-        return self.quoted and text.count('"') % 2 == 1
+    def _read(self, size: int) -> bytes:
+        data = self._peek(size)
+        self.position += len(data)
+        return data
 
-    def _last_record(self, block: str) -> int:
-        """Where the last record of `block` starts: after its last line end (before the end)
-        where the quotes balance."""
-        quotes = block.count('"') if self.quoted else 0
-        end = len(block)
+    def _emit(self, data: bytes, start: int) -> Iterator[Block]:
+        text = decode(data)
+        before = self.last
+        yield Block(before, text, start, start + len(data))
+        if self.last == before:  # every block has a line
+            self.last += lines_in(text)
+
+    def _last_record(self, data: bytes, quotes: int) -> int:
+        """Where the last record of `data` starts: after its last line end (before the end)
+        where the `quotes` in `data` before it balance."""
+        end = len(data)
         while end:
-            start = _line_start(block, end)
+            start = _line_start(data, end)
             if self.quoted:
-                quotes -= block.count('"', start, end)
+                quotes -= data.count(b'"', start, end)
             if not quotes % 2:
                 return start
             end = start
         return 0
 
-    def _extend(self, block: str, start: int) -> str:
+    def _extend(self, data: bytes, start: int) -> bytes:
         """Lines added until the last record's quotes balance, it is too long, or the file ends."""
-        parts, size, quotes = [block], len(block) - start, block.count('"', start)
+        parts, size, quotes = [data], len(data) - start, data.count(b'"', start)
         while quotes % 2 and size <= self.limit:
             line = self.readline(self.limit + 1)
             if not line:
                 break
             parts.append(line)
-            size, quotes = size + len(line), quotes + line.count('"')
-        return "".join(parts)
+            size, quotes = size + len(line), quotes + line.count(b'"')
+        return b"".join(parts)
 
-    def _past(self, head: str) -> int:
+    def _past(self, head: bytes) -> int:
         """Read on to the end of a record too long to keep, which starts with `head`; returns
         the number of its last line."""
-        quotes = head.count('"') if self.quoted else 0
-        lines = head.count("\n") + head.count("\r") - head.count("\r\n")
-        piece = head
-        while not piece.endswith(ENDS) or quotes % 2:
-            following = self.readline(self.limit + 1)
-            if not following:
-                lines += not piece.endswith(ENDS)
+        quotes = head.count(b'"') if self.quoted else 0
+        lines = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+        ended = head.endswith(ENDS)
+        while not ended or quotes % 2:
+            piece = self.readline(self.limit + 1)
+            if not piece:
+                lines += not ended  # the end of the file ends the last line
                 break
-            if following.endswith(ENDS) and not (following == "\n" and piece.endswith("\r")):
-                lines += 1
-            quotes += following.count('"') if self.quoted else 0
-            piece = following
+            ended = piece.endswith(ENDS)
+            lines += ended
+            quotes += piece.count(b'"') if self.quoted else 0
         self.last += lines
-        self._after_return = piece.endswith("\r")
         return self.last

@@ -9,8 +9,7 @@ caller reads those lines again and compares the real values.
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from renewd.snapshot.spill import Place, Spill
@@ -30,17 +29,26 @@ class Claims:
 
     def __init__(self, by_value: bool = False, spill: Spill | None = None) -> None:
         self.by_value = by_value
-        self._held = (array("q"), array("q"), array("q"))
+        self._held: list[np.ndarray] = []  # (key, line, value) columns, a batch each
+        self._count = 0
         self._spill = spill
         self._stored: Stored = [[] for _ in range(RANGES)]
 
-    def add(self, keys: Iterable[int], lines: Iterable[int], values: Iterable[int] = ()) -> None:
-        held_keys, held_lines, held_values = self._held
-        held_keys.extend(keys)
-        held_lines.extend(lines)
-        if self.by_value:
-            held_values.extend(values)
-        if len(held_keys) >= LIMIT:
+    def add(self, keys: Iterable[int], lines: Sequence[int], values: Iterable[int] = ()) -> None:
+        """Rows at `lines` (a range, or a few), their keys and (with `by_value`) values."""
+        import numpy as np
+
+        count = len(lines)
+        batch = np.empty((3, count), dtype=np.int64)
+        batch[0] = np.fromiter(keys, dtype=np.int64, count=count)
+        if isinstance(lines, range):
+            batch[1] = np.arange(lines.start, lines.stop, dtype=np.int64)
+        else:
+            batch[1] = lines
+        batch[2] = np.fromiter(values, dtype=np.int64, count=count) if self.by_value else 0
+        self._held.append(batch)
+        self._count += count
+        if self._count >= LIMIT:
             self.write(self._spill or Spill())
 
     def write(self, spill: Spill) -> list[list[Place]]:
@@ -49,7 +57,7 @@ class Claims:
         for stored, run in zip(self._stored, self._ranges(), strict=True):
             if run.shape[1]:
                 stored.append((spill, spill.put((run.shape, run.tobytes()))))
-        self._held = (array("q"), array("q"), array("q"))
+        self._held, self._count = [], 0
         return [[ref for _, ref in stored] for stored in self._stored]
 
     def adopt(self, places: list[list[Place]], spill: Spill) -> None:
@@ -77,7 +85,7 @@ class Claims:
         """Forget every row, and close the spills they were in."""
         for spill in {spill for stored in self._stored for spill, _ in stored}:
             spill.close()
-        self._held, self._spill = (array("q"), array("q"), array("q")), None
+        self._held, self._count, self._spill = [], 0, None
         self._stored = [[] for _ in range(RANGES)]
 
     def _ranges(self) -> list[np.ndarray]:
@@ -85,11 +93,8 @@ class Claims:
         value of the key (hashes spread evenly over int64)."""
         import numpy as np
 
-        keys, lines, values = (np.frombuffer(held, dtype=np.int64) for held in self._held)
-        if not self.by_value:
-            values = np.zeros_like(keys)
-        order = np.argsort(keys, kind="stable")
-        rows = np.stack([keys[order], lines[order], values[order]])
+        rows = np.concatenate(self._held, axis=1) if self._held else np.empty((3, 0), np.int64)
+        rows = rows[:, np.argsort(rows[0])]
         step = (1 << 64) // RANGES
         edges = np.array([-(1 << 63) + step * n for n in range(1, RANGES)], dtype=np.int64)
         return np.split(rows, np.searchsorted(rows[0], edges), axis=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import re
 
-from renewd.snapshot.pattern import CAPTURED, Pattern
+from renewd.snapshot.pattern import CAPTURED, Pattern, compile_block
 
 # No comma, quote, control character, soft hyphen or undecodable byte. Other format characters
 # (bidi, zero-width) are rarer and costly to spell out in a class: `Pattern` looks for them in
@@ -51,8 +51,14 @@ FAST = {
     "domain_expires_on": f"(?:{DATE_TEXT})?",
 }
 
-# A column renewd does not read: anything on one line, quoted (doubled quotes inside) or not.
+# A column renewd does not read: anything on one line, bare, or quoted (doubled quotes inside).
+_BARE = r'[^,"\r\n]*+'
 _OTHER = r'(?:"(?:[^"\r\n]|"")*+"|[^,"\r\n]*+)'
+
+# One field of a line, to see which columns an exporter quotes.
+_CELL = re.compile(r'("(?:[^"\r\n]|"")*+")|[^,"\r\n]*+')
+
+KEPT_PATTERNS = 16  # ways of quoting compiled for one file, at most
 
 
 def editions_pattern(editions: frozenset[str]) -> str:
@@ -60,24 +66,51 @@ def editions_pattern(editions: frozenset[str]) -> str:
 
 
 class FastRows(Pattern):
-    """Checks CSV lines with one regular expression built for the file's header: each field
-    bare or in quotes, the captured ones through a backreference to their opening quote."""
+    """Checks CSV lines with a regular expression built for the file's header and for the way
+    its exporter quotes: a block without quote characters gets one without quotes; any other,
+    one that expects renewd's columns quoted as on the block's first line (other columns either
+    way). A line quoted otherwise goes the slow way."""
 
     def __init__(self, header: list[str], editions: frozenset[str]) -> None:
         self.header = header
-        patterns = {**FAST, "edition": editions_pattern(editions)}
+        self._patterns = {**FAST, "edition": editions_pattern(editions)}
+        super().__init__(self._row(None))
+        self._quoted: dict[frozenset[str], re.Pattern[str]] = {}
+
+    def block_for(self, text: str) -> re.Pattern[str]:
+        if '"' not in text:
+            return self.block
+        quoted = self._quoting(text[: text.find("\n")])
+        found = self._quoted.get(quoted)
+        if found is None:
+            if len(self._quoted) >= KEPT_PATTERNS:
+                self._quoted.clear()
+            found = self._quoted[quoted] = compile_block(self._row(quoted))
+        return found
+
+    def _row(self, quoted: frozenset[str] | None) -> str:
+        """The pattern of a row whose columns `quoted` are in quotes (None: no quotes at all)."""
         fields: list[str] = []
-        for name in header:
-            if name in CAPTURED:
-                quote = f"q{len(fields)}"
-                value = f"(?P<{CAPTURED[name]}>{patterns[name]})"
-                fields.append(f'(?P<{quote}>"?){value}(?P={quote})')
-            elif name in patterns:
-                fields.append(f'(?:"(?:{patterns[name]})"|{patterns[name]})')
-            else:
-                fields.append(_OTHER)
-        absent = "".join(f"(?P<{CAPTURED[c]}>)" for c in CAPTURED if c not in header)
-        super().__init__(",".join(fields) + absent)
+        for name in self.header:
+            pattern = self._patterns.get(name)
+            if pattern is None:
+                fields.append(_BARE if quoted is None else _OTHER)
+                continue
+            pattern = f"(?P<{CAPTURED[name]}>{pattern})" if name in CAPTURED else f"(?:{pattern})"
+            fields.append(f'"{pattern}"' if quoted and name in quoted else pattern)
+        absent = "".join(f"(?P<{CAPTURED[c]}>)" for c in CAPTURED if c not in self.header)
+        return ",".join(fields) + absent
+
+    def _quoting(self, line: str) -> frozenset[str]:
+        """The columns renewd reads that are quoted on this line."""
+        quoted, position = set(), 0
+        for name in self.header:
+            cell = _CELL.match(line, position)
+            assert cell is not None  # noqa: S101 - it matches the empty string anywhere
+            if cell.group(1) and name in self._patterns:
+                quoted.add(name)
+            position = cell.end() + 1
+        return frozenset(quoted)
 
     def fields(self, text: str) -> dict[str, str]:
         line = text.rstrip("\r\n")

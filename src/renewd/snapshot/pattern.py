@@ -27,17 +27,26 @@ _HIDDEN = re.compile(f"[{INVISIBLE}]")
 Column = tuple[str, ...]
 
 
+def compile_block(row: str) -> re.Pattern[str]:
+    return re.compile(f"^(?:{row}\\r?\\n|[^\\n]*\\n)", re.MULTILINE)
+
+
 class Pattern:
-    """`block.findall(text)` gives one tuple per line of `text` that ends with LF: `row[0]` is the
-    line (with its line end) if it is a valid row, else "" and `row[-1]` is the line. The other
-    indices (`id`, `expiry`, ...) are where each captured value is."""
+    """`block_for(text).findall(text)` gives one tuple per line of `text` that ends with LF: the
+    values captured from a valid row, at the indices `id`, `expiry`, ... (the same in every
+    pattern of one file); all empty for a line the slow way must read (an id is never empty).
+    """
 
     def __init__(self, row: str) -> None:
-        self.block = re.compile(f"^(?:(?P<text>{row}\\r?\\n)|(?P<other>[^\\n]*\\n))", re.MULTILINE)
+        self.block = compile_block(row)
         groups = self.block.groupindex
         self.id, self.account, self.expiry, self.domain, self.balance, self.currency, self.email = (
             groups[name] - 1 for name in CAPTURED.values()
         )
+
+    def block_for(self, text: str) -> re.Pattern[str]:
+        """The pattern for this block of lines."""
+        return self.block
 
     def fields(self, text: str) -> dict[str, str]:
         """The fields of a line the pattern accepted, as the slow way reads them."""

@@ -6,28 +6,27 @@ file that is not a snapshot at all raises SnapshotError before any row is yielde
 
 from __future__ import annotations
 
-import bisect
 import collections
 import contextlib
 import csv
 import functools
-import io
+import itertools
 import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 from renewd.core.batching import batched
 from renewd.core.errors import SnapshotError
 from renewd.core.model import Mailbox, RowError
 from renewd.snapshot import blocks, slow
-from renewd.snapshot.blocks import Blocks, Overlong, lines_in
+from renewd.snapshot.blocks import Block, Blocks, Overlong, decode, lines_in
 from renewd.snapshot.census import settle
 from renewd.snapshot.fast import FastRows
 from renewd.snapshot.jsonl import fast_rows
@@ -35,26 +34,28 @@ from renewd.snapshot.pattern import Pattern
 from renewd.snapshot.rows import read_header
 from renewd.snapshot.scan import Records, Scan, Wanted
 from renewd.snapshot.spill import Place, Spill
-from renewd.snapshot.split import die_with, part_of, split_point
-from renewd.snapshot.tally import KEPT_ERRORS, Claimed, Found, Tally
+from renewd.snapshot.split import die_with, split_point
+from renewd.snapshot.tally import KEPT_ERRORS, Claimed, Tally
 
 __all__ = ["KEPT_ERRORS", "Snapshot", "Wanted", "taken_at"]
 
 SENT = 1024  # rows per pickle the other process writes back
 
-HEADER_LIMIT = 1 << 16  # characters in a CSV header line
+HEADER_LIMIT = 1 << 16  # bytes in a CSV header line
 
 # What the other process of a split read sends back: where its rows and claims are, its counts.
 Half = tuple[list[Place], Claimed, Tally]
 
 
 @dataclass(frozen=True)
-class Format:
-    """How to read the records of one file: its fast pattern and its slow way."""
+class Start:
+    """How to read the records of one file (its fast pattern and its slow way), its blocks after
+    the header, and (JSON Lines) its first record, read to learn its keys."""
 
     pattern: Pattern | None
     records: Records
-    quoted: bool
+    blocks: Blocks
+    first: Block | None
 
 
 class Snapshot(Tally):
@@ -84,94 +85,84 @@ class Snapshot(Tally):
         ways accept exactly the same rows.
         """
         with _open(self.path) as handle:
-            yield from self._rows(handle, wanted or Wanted())
+            fd = handle.fileno()
+            yield from self._rows(fd, wanted or Wanted())
             census = self.census()
             if len(census):
-                handle.seek(0)
-                self._settle(handle, [int(line) for line in census])
+                self._settle(fd, [int(line) for line in census])
 
-    def _rows(self, handle: IO[str], wanted: Wanted) -> Iterator[Mailbox]:
+    def _rows(self, fd: int, wanted: Wanted) -> Iterator[Mailbox]:
         # Only a scan that keeps few rows is split: the other half's rows come back pickled.
         split = None
         if wanted.expiry is not None:
-            split = split_point(handle.fileno(), quoted=not self._jsonl)
+            split = split_point(fd, quoted=not self._jsonl)
         if split is None:
-            yield from self._scan(handle, wanted)
+            yield from self._scan(self._start(fd), wanted)
         else:
-            yield from self._scan_halves(handle.fileno(), wanted, split)
+            yield from self._scan_halves(fd, wanted, split)
 
     @property
     def _jsonl(self) -> bool:
         return self.path.suffix.lower() in (".jsonl", ".ndjson")
 
-    def _start(self, handle: IO[str]) -> tuple[Format, int, str]:
-        """Read the header (CSV) or the first object (JSON Lines): the way to read the rest, the
-        number of the last line read, and the text still to be read as records."""
+    def _start(self, fd: int) -> Start:
+        """Read the header (CSV) or the first object (JSON Lines): the way to read the rest, and
+        the blocks after it."""
         path = str(self.path)
         limit = slow.MAX_RECORD if self._jsonl else HEADER_LIMIT
-        number = 0
+        size = os.fstat(fd).st_size
+        reader = Blocks(fd, 0, size, 0, not self._jsonl, slow.MAX_RECORD, blocks.BLOCK)
+        if os.pread(fd, 3, 0) == b"\xef\xbb\xbf":
+            reader.position = 3
         while True:
-            line = handle.readline(limit + 1)
-            number += lines_in(line)
-            if len(line) > limit:
-                raise SnapshotError(f"{path}:{number}: not a mailbox snapshot: line too long")
+            start = reader.position
+            data = reader.readline(limit + 1)
+            line = decode(data)
+            reader.last += lines_in(line)
+            if len(data) > limit:
+                raise SnapshotError(f"{path}:{reader.last}: not a mailbox snapshot: line too long")
             if not self._jsonl or not line or line.strip():
                 break
         if not self._jsonl:
             header = read_header(csv.reader([line]), path)
             records = functools.partial(slow.csv_records, header=header, path=path)
-            return Format(FastRows(header, self.editions), records, quoted=True), number, ""
+            return Start(FastRows(header, self.editions), records, reader, None)
         if not line:
             raise SnapshotError(f"{path}: empty file, not a snapshot")
-        pattern = fast_rows(line, path, number, self.editions)
+        pattern = fast_rows(line, path, reader.last, self.editions)
         records = functools.partial(slow.json_records, path=path)
-        return Format(pattern, records, quoted=False), number - lines_in(line), line
+        first = Block(reader.last - lines_in(line), line, start, reader.position)
+        return Start(pattern, records, reader, first)
 
-    def _scan(
-        self, handle: IO[str], wanted: Wanted, start: tuple[Format, int, str] | None = None
-    ) -> Generator[Mailbox, None, int]:
-        """The records after the header (or after line `start[1]`, with the format `start[0]`:
-        a part of a file split in two); returns the number of the last line read."""
-        form, last, first = start or self._start(handle)
-        scan = Scan(
-            self, form.pattern, form.records, form.quoted, wanted,
+    def _scanner(self, start: Start, wanted: Wanted, tally: Tally | None = None) -> Scan:
+        return Scan(
+            tally or self, start.pattern, start.records, start.blocks.quoted, wanted,
             self.editions, self.default_locale,
         )  # fmt: skip
-        if first:
-            yield from scan.block(last, first)
-            last += lines_in(first)
-        reader = Blocks(
-            handle.read, handle.readline, last, form.quoted, slow.MAX_RECORD, blocks.BLOCK
-        )
-        for item in reader:
+
+    def _scan(self, start: Start, wanted: Wanted) -> Generator[Mailbox, None, int]:
+        """The records of `start.blocks` (and its first record, if it has one); returns the
+        number of the last line read."""
+        scan = self._scanner(start, wanted)
+        reader = start.blocks
+        for item in itertools.chain([start.first] if start.first else [], reader):
             if isinstance(item, Overlong):
-                reason = f"longer than {slow.MAX_RECORD} characters"
+                reason = f"longer than {slow.MAX_RECORD} bytes"
                 self.reject(RowError(str(self.path), item.line, "", reason))
                 continue
-            yield from scan.block(*item)
+            reader.last = yield from scan.block(item.before, item.text)
+            self.mark(item.before, reader.last, item.start, item.end)
         return reader.last
 
-    def _settle(self, handle: IO[str], census: list[int]) -> None:
-        """The second pass, taken only when some hash repeats: it reads only the blocks that
-        hold the lines in `census`, and notes which rows repeat which id, which account."""
-        form, last, first = self._start(handle)
-        found: list[Found] = []
-        scan = Scan(
-            Tally(self.path), form.pattern, form.records, form.quoted, Wanted(),
-            self.editions, self.default_locale, census, found,
-        )  # fmt: skip
-        if first:
-            collections.deque(scan.block(last, first), maxlen=0)
-            last += lines_in(first)
-        reader = Blocks(
-            handle.read, handle.readline, last, form.quoted, slow.MAX_RECORD, blocks.BLOCK
-        )
-        for item in reader:
-            if not isinstance(item, Overlong) and bisect.bisect_right(
-                census, reader.last
-            ) > bisect.bisect_right(census, item[0]):
-                collections.deque(scan.block(*item), maxlen=0)
-        settle(self, found)
+    def _settle(self, fd: int, census: list[int]) -> None:
+        """The second pass, taken only when some hash repeats: it reads again only the blocks
+        that hold the lines in `census`, and notes which rows repeat which id, which account."""
+        scan = self._scanner(self._start(fd), Wanted(), Tally(self.path))
+        scan.census, scan.found = census, []
+        for before, start, end in self.marked(census):
+            text = decode(os.pread(fd, end - start, start))
+            collections.deque(scan.block(before, text), maxlen=0)
+        settle(self, scan.found)
 
     def _scan_halves(self, fd: int, wanted: Wanted, split: tuple[int, int]) -> Iterator[Mailbox]:
         """The file up to byte `split[0]` here, the rest in a forked process at the same time.
@@ -196,9 +187,10 @@ class Snapshot(Tally):
         sender.close()
         half: Half | None = None
         try:
-            with part_of(fd, 0, cut, "utf-8-sig") as handle:
-                start = self._start(handle)
-                last = yield from self._scan(handle, wanted, start)
+            start = self._start(fd)
+            end = start.blocks.stop
+            start.blocks.stop = cut
+            last = yield from self._scan(start, wanted)
             patience = 5 + 2 * (time.monotonic() - started)
             with contextlib.suppress(EOFError, OSError):
                 if last == breaks and receiver.poll(patience):
@@ -209,8 +201,8 @@ class Snapshot(Tally):
                 for place in places:
                     yield from returned.get(place)
                 return
-            with part_of(fd, cut, None, "utf-8") as handle:
-                yield from self._scan(handle, wanted, (start[0], last, ""))
+            start.blocks.stop = end
+            yield from self._scan(replace(start, first=None), wanted)
         finally:
             receiver.close()
             other.kill()
@@ -233,29 +225,26 @@ class Snapshot(Tally):
         cut, breaks = split
         found: Half | None = None
         with contextlib.suppress(Exception):  # whatever it was, the parent reads this half
-            with part_of(fd, 0, None, "utf-8-sig") as handle:
-                form = self._start(handle)[0]
+            start = self._start(fd)
+            start.blocks.position, start.blocks.last = cut, breaks
             half = Snapshot(self.path, self.editions, self.default_locale)
             half.spill_to(returned)
-            with part_of(fd, cut, None, "utf-8") as handle:
-                rows = half._scan(handle, wanted, (form, breaks, ""))
-                places = [returned.put(chunk) for chunk in batched(rows, SENT)]
+            rows = half._scan(replace(start, first=None), wanted)
+            places = [returned.put(chunk) for chunk in batched(rows, SENT)]
             found = (places, half.claims(returned), half)
         sender.send(found)
         sender.close()
 
 
-def _open(path: Path) -> IO[str]:
-    """Open as UTF-8 text after ruling out files that are not snapshots at all.
+def _open(path: Path) -> BinaryIO:
+    """Open after ruling out files that are not snapshots at all.
 
-    Undecodable bytes are kept as surrogates so that one bad row is reported, not the whole file.
     A NUL byte rejects its row only, unless the file is binary: one in its first line, or NUL
     bytes making up an eighth of its first 4 KiB (UTF-16, archives, images).
     """
     try:
         raw = path.open("rb")
         head = raw.read(4096)
-        raw.seek(0)
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from exc
     text = head.removeprefix(b"\xef\xbb\xbf")
@@ -268,7 +257,7 @@ def _open(path: Path) -> IO[str]:
     if problem:
         raw.close()
         raise SnapshotError(f"{path}: {problem}")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    return raw
 
 
 def taken_at(path: Path) -> datetime:

@@ -6,7 +6,7 @@ row, a record over several lines) goes the slow way alone, never its neighbours.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import not_
@@ -54,49 +54,53 @@ class Scan:
     census: Sequence[int] | None = None
     found: list[Found] | None = None
 
-    def block(self, before: int, text: str) -> Iterator[Mailbox]:
-        """The records of `text`, which starts after line `before`."""
+    def block(self, before: int, text: str) -> Generator[Mailbox, None, int]:
+        """The records of `text`, which starts after line `before`; returns the number of its
+        last line."""
         if self.pattern is None:
-            yield from self._slow(text, before)
-            return
-        rows = self.pattern.block.findall(text)
-        columns: list[Column] = list(zip(*rows, strict=True)) if rows else []
-        tail = text[text.rfind("\n") + 1 :]  # a last line without LF, at the end of the file
-        slow = set(compress(range(len(rows)), map(not_, columns[0]))) if rows else set()
-        if not text.isascii() and rows:
+            return (yield from self._slow(text, before))
+        rows = self.pattern.block_for(text).findall(text)
+        if not rows:
+            return (yield from self._slow(text, before))
+        columns: list[Column] = list(zip(*rows, strict=True))
+        lines = text.split("\n")  # each row's line, without its LF; then a last line without
+        slow = set(compress(range(len(rows)), map(not_, columns[self.pattern.id])))
+        if not text.isascii():
             slow |= self.pattern.hidden(columns)
         done, number = 0, before
         for first in sorted(slow):
             if first < done:
                 continue  # read with a record before it
-            yield from self._valid(columns, done, first, number)
+            yield from self._valid(columns, lines, done, first, number)
             number += first - done
-            done, piece = self._record(rows, first, tail)
-            if done > len(rows):
-                done, tail = len(rows), ""  # the record ran on to the end of the file
+            done, piece = self._record(lines, first)
             number = yield from self._slow(piece, number)
-        yield from self._valid(columns, done, len(rows), number)
-        number += len(rows) - done
-        if tail:
-            yield from self._slow(tail, number)
+        if done < len(rows):
+            yield from self._valid(columns, lines, done, len(rows), number)
+            number, done = number + len(rows) - done, len(rows)
+        if done == len(rows) and lines[-1]:  # a last line not read with a record before it
+            number = yield from self._slow(lines[-1], number)
+        return number
 
-    def _valid(self, columns: list[Column], start: int, end: int, before: int) -> Iterator[Mailbox]:
+    def _valid(
+        self, columns: list[Column], lines: list[str], start: int, end: int, before: int
+    ) -> Iterator[Mailbox]:
         """Rows `start` to `end` of the block, which the pattern accepted."""
-        if start == end:
+        if start >= end:
             return
         p, wanted, tally = self.pattern, self.wanted, self.tally
         assert p is not None  # noqa: S101 - only the fast way gets here
         ids, expiry = columns[p.id][start:end], columns[p.expiry][start:end]
-        lines = range(before + 1, before + 1 + end - start)
+        numbers = range(before + 1, before + 1 + end - start)
         if self.census is not None:
-            self._note(columns, start, lines)
+            self._note(columns, start, numbers)
             return
         tally.rows_read += end - start
         tally.expired += sum(map(wanted.today.__ge__, expiry))
         money = zip(columns[p.balance][start:end], columns[p.currency][start:end], strict=True)
-        tally.claim(lines, ids, columns[p.account][start:end], money)
+        tally.claim(numbers, ids, columns[p.account][start:end], money)
         if wanted.expiry is None:
-            picked: Iterator[int] | list[int] = iter(range(end - start))
+            picked: Iterable[int] = range(end - start)
         else:
             hits = set(compress(range(end - start), map(wanted.expiry.__contains__, expiry)))
             if wanted.domain:
@@ -106,7 +110,7 @@ class Scan:
                 hits.update(compress(range(end - start), map(wanted.ids.__contains__, ids)))
             picked = sorted(hits)
         for n in picked:
-            yield convert(p.fields(columns[0][start + n]), lines[n], self.default_locale)
+            yield convert(p.fields(lines[start + n]), numbers[n], self.default_locale)
 
     def _note(self, columns: list[Column], start: int, lines: range) -> None:
         p, census, found = self.pattern, self.census, self.found
@@ -168,17 +172,15 @@ class Scan:
         if bisect_right(census, line) != bisect_left(census, line) and found.mailbox_id:
             self.found.append(found)
 
-    def _record(self, rows: list[tuple[str, ...]], first: int, tail: str) -> tuple[int, str]:
+    def _record(self, lines: list[str], first: int) -> tuple[int, str]:
         """The index of the line after the record that starts at line `first` of the block (a
-        CSV record runs on while its quotes do not balance; past the last: the tail too), and
-        its text."""
-        parts = [rows[first][0] or rows[first][-1]]
+        CSV record runs on while its quotes do not balance; past the last line with LF, to the
+        end of the file), and its text."""
+        parts = [lines[first] + "\n"]
         quotes = parts[0].count('"') if self.quoted else 0
         end = first + 1
-        while quotes % 2 and end < len(rows):
-            parts.append(rows[end][0] or rows[end][-1])
+        while quotes % 2 and end < len(lines):
+            parts.append(lines[end] + "\n" if end < len(lines) - 1 else lines[end])
             quotes += parts[-1].count('"')
             end += 1
-        if quotes % 2 and tail:
-            return end + 1, "".join([*parts, tail])
         return end, "".join(parts)

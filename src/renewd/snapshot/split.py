@@ -1,15 +1,11 @@
-"""Reading a big CSV in two processes: where the second may start, and reading a byte range
-of the one open file without moving its position (a forked process reads the same file).
-"""
+"""Reading a big snapshot in two processes: where the second may start, and how it must end."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
 import os
 import signal
-from typing import IO, Any
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
@@ -84,32 +80,3 @@ def die_with(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the line above
         os._exit(0)
-
-
-class _Range(io.RawIOBase):
-    """Bytes `start` to `end` (None: the end) of an open file, read with pread: the file's own
-    position is left alone, and a forked process can read the same file too."""
-
-    def __init__(self, fd: int, start: int, end: int | None) -> None:
-        super().__init__()
-        self._fd = fd
-        self._position = start
-        self._end = os.fstat(fd).st_size if end is None else end
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = os.pread(self._fd, min(len(buffer), self._end - self._position), self._position)
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
-
-
-def part_of(fd: int, start: int, end: int | None, encoding: str) -> IO[str]:
-    return io.TextIOWrapper(
-        io.BufferedReader(_Range(fd, start, end)),
-        encoding=encoding,
-        errors="surrogateescape",
-        newline="",
-    )

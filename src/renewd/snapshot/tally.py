@@ -4,7 +4,9 @@ checks that need every row (a repeated mailbox_id, an account whose rows disagre
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +54,7 @@ class Tally:
         self.conflicts: list[RowError] = []
         self._ids = Claims()
         self._accounts = Claims(by_value=True)
+        self._marks = array("q")  # per block read: line before it, its last line, its bytes
 
     def reject(self, error: RowError) -> None:
         self.rows_read += 1
@@ -73,6 +76,18 @@ class Tally:
         self._ids.add(map(hash, ids), lines)
         if accounts:
             self._accounts.add(map(hash, accounts), lines, map(hash, money))
+
+    def mark(self, before: int, last: int, start: int, end: int) -> None:
+        """Lines `before` + 1 to `last` were read from bytes `start` to `end`."""
+        self._marks.extend((before, last, start, end))
+
+    def marked(self, lines: Sequence[int]) -> Iterator[tuple[int, int, int]]:
+        """The blocks marked that hold some of these lines (in order), in order: the line
+        before each, and where its bytes are."""
+        marks = sorted(zip(*[iter(self._marks)] * 4, strict=True))
+        for before, last, start, end in marks:
+            if bisect_right(lines, last) > bisect_right(lines, before):
+                yield before, start, end
 
     def census(self) -> np.ndarray:
         """The lines the second pass must look at (none: no pass); forgets the claims."""
@@ -101,5 +116,6 @@ class Tally:
         self.expired += other.expired
         self.errors += other.errors[: KEPT_ERRORS - len(self.errors)]
         self.rejected_ids |= other.rejected_ids
+        self._marks.extend(other._marks)
         self._ids.adopt(claimed[0], spill)
         self._accounts.adopt(claimed[1], spill)
