@@ -14,7 +14,7 @@ import pytest
 from test_snapshot import EDITIONS, read, row, write
 
 from renewd.core.errors import SnapshotError
-from renewd.snapshot import blocks, slow
+from renewd.snapshot import blocks, jsonl, slow
 from renewd.snapshot.rows import INVISIBLE
 
 HEADER = "mailbox_id,account_id,edition,expires_on,auto_renew,balance,renewal_fee,currency,email"
@@ -165,3 +165,15 @@ def test_editions_are_still_checked_against_the_policy(tmp_path: Path) -> None:
     assert "standard" in EDITIONS
     _, snap = read(write(tmp_path / "s.csv", [row("mb-1", edition="stan\u200bdard")]))
     assert [e.field for e in snap.errors] == ["edition"]
+
+
+def test_a_bad_first_json_line_still_sets_the_pattern_for_the_rest(tmp_path: Path) -> None:
+    """The first line's keys make the fast pattern, whatever its values: a bad value there
+    must not send every other line the slow way, nor let a bad one through."""
+    rows = [row("mb-0", balance="-1"), row("mb-1"), row("mb-2", currency="usd"), row("mb-3")]
+    path = write(tmp_path / "s.jsonl", rows)
+    first = path.read_text(encoding="utf-8").split("\n")[0]
+    assert jsonl.fast_rows(first, str(path), 1, EDITIONS) is not None
+    mailboxes, snap = read(path)
+    assert [m.line for m in mailboxes] == [2, 4]
+    assert [(e.line, e.field) for e in snap.errors] == [(1, "balance"), (3, "currency")]

@@ -17,7 +17,7 @@ from renewd.snapshot.spill import Place, Spill
 if TYPE_CHECKING:
     import numpy as np
 
-LIMIT = 1 << 17
+LIMIT = 1 << 15
 RANGES = 64
 
 Stored = list[list[tuple[Spill, Place]]]  # per range of key values: where its runs are
@@ -29,7 +29,7 @@ class Claims:
 
     def __init__(self, by_value: bool = False, spill: Spill | None = None) -> None:
         self.by_value = by_value
-        self._held: list[np.ndarray] = []  # (key, line, value) columns, a batch each
+        self._held: list[np.ndarray] = []  # (key, line[, value]) columns, a batch each
         self._count = 0
         self._spill = spill
         self._stored: Stored = [[] for _ in range(RANGES)]
@@ -39,13 +39,14 @@ class Claims:
         import numpy as np
 
         count = len(lines)
-        batch = np.empty((3, count), dtype=np.int64)
+        batch = np.empty((3 if self.by_value else 2, count), dtype=np.int64)
         batch[0] = np.fromiter(keys, dtype=np.int64, count=count)
         if isinstance(lines, range):
             batch[1] = np.arange(lines.start, lines.stop, dtype=np.int64)
         else:
             batch[1] = lines
-        batch[2] = np.fromiter(values, dtype=np.int64, count=count) if self.by_value else 0
+        if self.by_value:
+            batch[2] = np.fromiter(values, dtype=np.int64, count=count)
         self._held.append(batch)
         self._count += count
         if self._count >= LIMIT:
@@ -72,12 +73,15 @@ class Claims:
         found = [np.empty(0, dtype=np.int64)]
         for stored, held in zip(self._stored, self._ranges(), strict=True):
             runs = [_run(spill.get(ref)) for spill, ref in stored]
-            keys, lines, values = np.concatenate([*runs, held], axis=1)
-            order = np.lexsort((values, keys))
-            keys, lines, values = keys[order], lines[order], values[order]
-            same = keys[1:] == keys[:-1]
+            rows = np.concatenate([*runs, held], axis=1)
             if self.by_value:
-                same &= values[1:] != values[:-1]
+                order = np.lexsort((rows[2], rows[0]))
+                keys, lines, values = rows[0][order], rows[1][order], rows[2][order]
+                same = (keys[1:] == keys[:-1]) & (values[1:] != values[:-1])
+            else:
+                order = np.argsort(rows[0])
+                keys, lines = rows[0][order], rows[1][order]
+                same = keys[1:] == keys[:-1]
             found.append(lines[np.isin(keys, keys[1:][same])])
         return np.sort(np.concatenate(found))
 
@@ -89,11 +93,12 @@ class Claims:
         self._stored = [[] for _ in range(RANGES)]
 
     def _ranges(self) -> list[np.ndarray]:
-        """The held rows as (key, line, value) columns sorted by key, cut into RANGES runs by
+        """The held rows as (key, line[, value]) columns sorted by key, cut into RANGES runs by
         value of the key (hashes spread evenly over int64)."""
         import numpy as np
 
-        rows = np.concatenate(self._held, axis=1) if self._held else np.empty((3, 0), np.int64)
+        width = 3 if self.by_value else 2
+        rows = np.concatenate(self._held, axis=1) if self._held else np.empty((width, 0), np.int64)
         rows = rows[:, np.argsort(rows[0])]
         step = (1 << 64) // RANGES
         edges = np.array([-(1 << 63) + step * n for n in range(1, RANGES)], dtype=np.int64)

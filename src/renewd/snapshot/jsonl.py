@@ -63,15 +63,14 @@ def _plain(key: str) -> str:
 
 
 def fast_rows(text: str, path: str, line: int, editions: frozenset[str]) -> JsonRows | None:
-    """The fast way for a file whose first line is `text`; None if that line cannot be the
-    model (not an object of known keys written plainly, or a key given twice)."""
+    """The fast way for a file whose first line is `text` (its values may be bad, its keys are
+    what counts); None if that line cannot be the model (required keys missing, a key given
+    twice, or one that needs escapes)."""
     first = row(text, line, path)
     if isinstance(first, RowError) and not first.field:
         expected = "not a mailbox snapshot: expected a JSON object per line"
         raise SnapshotError(f"{path}:{line}: {expected}")
-    if isinstance(first, RowError):
-        return None
-    pairs = json.loads(text, object_pairs_hook=lambda pairs: pairs)
+    pairs = json.loads(text, object_pairs_hook=lambda pairs: pairs)  # an object: row() read it
     keys = [key for key, _ in pairs]
     if len(set(keys)) < len(keys) or not set(REQUIRED) <= set(keys):
         return None
