@@ -74,29 +74,36 @@ class FastRows(Pattern):
     def __init__(self, header: list[str], editions: frozenset[str]) -> None:
         self.header = header
         self._patterns = {**FAST, "edition": editions_pattern(editions)}
-        super().__init__(self._row(None))
-        self._quoted: dict[frozenset[str], re.Pattern[str]] = {}
+        super().__init__(self._row(None, wide=True))
+        self._compiled: dict[tuple[frozenset[str] | None, bool], re.Pattern[str]] = {}
 
     def block_for(self, text: str) -> re.Pattern[str]:
-        if '"' not in text:
-            return self.block
-        quoted = self._quoting(text[: text.find("\n")])
-        found = self._quoted.get(quoted)
+        quoted = self._quoting(text[: text.find("\n")]) if '"' in text else None
+        key = (quoted, not text.isascii())
+        found = self._compiled.get(key)
         if found is None:
-            if len(self._quoted) >= KEPT_PATTERNS:
-                self._quoted.clear()
-            found = self._quoted[quoted] = compile_block(self._row(quoted))
+            if len(self._compiled) >= KEPT_PATTERNS:
+                self._compiled.clear()
+            found = self._compiled[key] = compile_block(self._row(*key))
         return found
 
-    def _row(self, quoted: frozenset[str] | None) -> str:
-        """The pattern of a row whose columns `quoted` are in quotes (None: no quotes at all)."""
+    def _row(self, quoted: frozenset[str] | None, wide: bool) -> str:
+        """The pattern of a row whose columns `quoted` are in quotes (None: no quotes at all).
+        Only in a block that is not all ASCII (`wide`) is the address captured: a hidden
+        character can only be there."""
         fields: list[str] = []
         for name in self.header:
             pattern = self._patterns.get(name)
             if pattern is None:
                 fields.append(_BARE if quoted is None else _OTHER)
                 continue
-            pattern = f"(?P<{CAPTURED[name]}>{pattern})" if name in CAPTURED else f"(?:{pattern})"
+            group = CAPTURED.get(name)
+            if group == "email" and not wide:
+                pattern = f"(?P<email>)(?:{pattern})"  # the same groups, in the same places
+            elif group:
+                pattern = f"(?P<{group}>{pattern})"
+            else:
+                pattern = f"(?:{pattern})"
             fields.append(f'"{pattern}"' if quoted and name in quoted else pattern)
         absent = "".join(f"(?P<{CAPTURED[c]}>)" for c in CAPTURED if c not in self.header)
         return ",".join(fields) + absent

@@ -62,7 +62,7 @@ class Scan:
         rows = self.pattern.block_for(text).findall(text)
         if not rows:
             return (yield from self._slow(text, before))
-        columns: list[Column] = list(zip(*rows, strict=True))
+        columns: list[Column] = list(zip(*rows, strict=False))  # rows are alike
         lines = text.split("\n")  # each row's line, without its LF; then a last line without
         slow = set(compress(range(len(rows)), map(not_, columns[self.pattern.id])))
         if not text.isascii():
