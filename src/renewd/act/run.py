@@ -37,6 +37,7 @@ from renewd.plan.day import DayResult, Part, plan_day
 from renewd.plan.guards import first_sight, mass_hold, open_row_verdict
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import taken_at
+from renewd.state.claims import Tenure
 from renewd.state.db import database_url
 from renewd.state.ledger import Ledger
 from renewd.state.lock import LockWatch, RunLock
@@ -58,6 +59,7 @@ class RunReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped: dict[str, str] = field(default_factory=dict)
     written: int = 0
+    lost: str = ""
     pruned: Pruned | None = None  # what retention forgot after the run
 
 
@@ -79,7 +81,8 @@ def run_day(
     try:
         with RunLock(ledger.engine, wait) as lock:
             ledger.upgrade()
-            watch = LockWatch(lock, threading.Event())
+            ledger.take_ledger()
+            watch = LockWatch(lock, threading.Event(), retaken=ledger.take_ledger)
             report = run_locked(
                 config,
                 policy,
@@ -90,6 +93,7 @@ def run_day(
                 stopping=watch.stopping,
                 progress=watch,
                 meter=meter,
+                watch=watch,
             )
             if watch.lost is not None:
                 raise watch.lost
@@ -109,12 +113,14 @@ def run_locked(
     stopping: threading.Event | None = None,
     progress: Callable[[], None] | None = None,
     meter: Meter | None = None,
+    watch: LockWatch | None = None,
 ) -> RunReport:
     """A run for a caller that holds the ledger lock (the daemon holds it for its whole life).
 
     `stopping` set from another thread or a signal handler ends the run after the effects in
     flight; `progress` is called as effects happen (the daemon's watchdog); `meter` shows how
-    far the run got, for a progress display or the daemon's STATUS.
+    far the run got, for a progress display or the daemon's STATUS; `watch` learns when the
+    executor finds the ledger taken by another renewd.
     """
     executor = _executor(config, policy, ledger)
     if stopping is not None:
@@ -122,8 +128,9 @@ def run_locked(
     if progress is not None:
         executor.progress = progress
     meter = meter or Meter()
+    executor.watch = watch
     report = _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion, meter)
-    if not executor.stopping.is_set():
+    if not executor.stopping.is_set() and not report.lost:
         report.pruned = after_run(config, policy, ledger, day)
     return report
 
@@ -138,10 +145,16 @@ def _run(
     allow_mass_deletion: bool,
     meter: Meter,
 ) -> RunReport:
+    if not ledger.epoch:  # a caller that took the lock without taking the ledger with it
+        ledger.take_ledger()
     ledger.close_crashed_runs()
     run_id = ledger.start_run(day, _identity(snapshot_path), policy.digest)
+    tenure = Tenure(run_id, ledger.epoch)
+    read = (0, 0)  # rows read and rejected, once the snapshot has been read
     try:
         result = plan_day(config, policy, snapshot_path, day, ledger, keep_parts=True, meter=meter)
+        read = (result.snapshot.rows_read, result.snapshot.rejected)
+        ledger.planned(run_id, *read)
         report = RunReport(run_id, day, "done", result)
         try:
             mass = "" if allow_mass_deletion else _mass(config, result, ledger.last_rows_read())
@@ -159,13 +172,20 @@ def _run(
             result.close()  # the plan is in the ledger now: the executor works from there
         crash_point("after-plan")
         meter_effects(meter, ledger, executor)
-        report.outcomes = executor.run(skip)
+        report.outcomes = executor.run(tenure, skip)
         report.stopped = dict(executor.stopped)
+        report.lost = _lost(executor)
         _alert_operators(config, ledger, report)
-        report.status = "held" if report.held else "done"
+        report.status = "lost" if report.lost else "held" if report.held else "done"
     except BaseException as exc:
         ledger.finish_run(
-            run_id, "failed", rows_read=0, rows_rejected=0, counts={}, rejected=[], message=str(exc)
+            run_id,
+            "failed",
+            rows_read=read[0],
+            rows_rejected=read[1],
+            counts=dict(tenure.counts),
+            rejected=[],
+            message=str(exc),
         )
         raise
     snapshot = result.snapshot
@@ -176,9 +196,22 @@ def _run(
         rows_rejected=snapshot.rejected,
         counts=dict(report.outcomes),
         rejected=[str(e) for e in snapshot.errors],
-        message=held_summary(report) if report.held else "",
+        message=report.lost or (held_summary(report) if report.held else ""),
     )
     return report
+
+
+def _lost(executor: Executor) -> str:
+    """Why this run no longer holds the ledger, or "": a claim refused, or the lock's last check.
+
+    Asked once more at the end, so that a run cut off in its last second does not say `done`.
+    """
+    watch = executor.watch
+    if watch is not None and watch.lost is None and not executor.lost:
+        watch(0.0)
+    if watch is not None and watch.lost is not None:
+        return str(watch.lost)
+    return executor.lost
 
 
 def _alert_operators(config: Config, ledger: Ledger, report: RunReport) -> None:

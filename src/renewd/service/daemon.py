@@ -90,8 +90,9 @@ class Daemon:
         ledger = open_ledger(self.config)
         try:
             with RunLock(ledger.engine) as lock:
-                self.watch = LockWatch(lock, self.stopping)
+                self.watch = LockWatch(lock, self.stopping, retaken=ledger.take_ledger)
                 ledger.upgrade()
+                ledger.take_ledger()
                 return self._serve(ledger)
         finally:
             ledger.close()
@@ -203,6 +204,7 @@ class Daemon:
                 stopping=self.stopping,
                 progress=self._beat,
                 meter=meter,
+                watch=self.watch,
             )
         except Exception as exc:  # a failed run is reported and alerted; the daemon carries on
             self._failed(ledger, day, exc)
@@ -218,7 +220,6 @@ class Daemon:
         self.metrics.runs.labels(status="failed").inc()
         self.state.last_failure = message
         self.state.last_run = {"day": day.isoformat(), "status": "failed", "message": message}
-        # Logged once /healthz and /metrics say so: whoever reads the line and looks, sees it.
         log.error("run for %s failed: %s", day, message, exc_info=not isinstance(exc, RenewdError))
         self._alert(ledger, day, "run-failed", f"the run for {day} failed: {message}")
 
