@@ -15,8 +15,12 @@ from renewd.act import executor
 from renewd.act.run import run_day
 from renewd.cli.options import load
 from renewd.cli.report import write_jsonl
+from renewd.core.model import Kind
 from renewd.plan import day as day_module
+from renewd.plan import fork
+from renewd.plan import simulate as simulate_module
 from renewd.plan.day import plan_day
+from renewd.plan.simulate import Simulation
 from renewd.snapshot import claims
 from renewd.state import db, plans
 from renewd.state.schema import actions, orders, sightings
@@ -166,3 +170,42 @@ def test_days_run_in_parts_leave_the_same_ledger(
     assert {("deduct", "done"), ("delete", "done"), ("notify", "superseded")} <= states
     assert len(expected["held"][0]) > 1  # deletions at first sight, named in the plan's order
     assert expected["sightings"] and expected["orders"] and min(expected["sent"]) > 20
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_a_range_simulated_in_parts_is_the_same_simulation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpus: int
+) -> None:
+    """simulate in groups of two mailboxes' accounts, on one CPU or with a forked second process
+    taking every other group, predicts exactly the days it predicts with everything in memory."""
+    project = Project(tmp_path)
+    path = project.snapshot(*busy_day(3, count=150))
+    config, policy = load(project.config)
+    end = DAY + timedelta(days=45)
+
+    def days(only: tuple[str, ...] = ()) -> list[tuple[date, list[Any]]]:
+        return [
+            (p.day, list(p.decisions)) for p in Simulation(config, policy, path, only).run(DAY, end)
+        ]
+
+    whole = days()
+    alone = days(("mb-s01",))
+    small_parts(monkeypatch)
+    monkeypatch.setattr(fork, "cpus", lambda: set(range(cpus)))
+    shared = fork.alternate
+    spills: set[int] = set()
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        done = shared(*args, **kwargs)
+        spills.update(id(spill) for spill, _ in done)
+        return done
+
+    monkeypatch.setattr(simulate_module, "alternate", counted)
+    assert days() == whole
+    assert len(spills) == cpus  # with two CPUs, the forked process did its groups
+    assert days(("mb-s01",)) == alone
+    assert [d.mailbox_id for _, plan in alone for d in plan] == ["mb-s01"] * sum(
+        len(plan) for _, plan in alone
+    )
+    assert sum(len(plan) for _, plan in whole) > 500
+    assert {d.kind for _, plan in whole for d in plan} == {Kind.NOTIFY, Kind.DEDUCT, Kind.DELETE}

@@ -30,18 +30,14 @@ class CycleState:
 
 @dataclass(frozen=True, slots=True)
 class Cycle:
-    """The period ending on `end` (the first day without service), renewed `months` at a time on
-    the month's `anchor_day`. A step on or before `began` belongs to no one: it is never sent."""
+    """The period ending on `end` (the first day without service); a renewal moves `expires_on`
+    to `next_end`, on the month's `anchor_day`. A step on or before `began` belongs to no one:
+    it is never sent."""
 
     end: date
-    months: int
+    next_end: date
     anchor_day: int
     began: date
-
-    @property
-    def next_end(self) -> date:
-        """Where a renewal of this cycle moves `expires_on`."""
-        return add_months(self.end, self.months, self.anchor_day)
 
     def holds(self, day: date) -> bool:
         """Whether a step falling on `day` belongs to this cycle."""
@@ -60,6 +56,7 @@ def cycle_of(mailbox: Mailbox, state: CycleState) -> Cycle:
     if given is not None and not fits_anchor(mailbox.expires_on, given):
         given = None
     anchor = state.anchor_day or given or mailbox.expires_on.day
-    start = add_months(mailbox.expires_on, -mailbox.renewal_months, anchor)
+    end, months = mailbox.expires_on, mailbox.renewal_months
+    start = add_months(end, -months, anchor)
     began = max(start, state.began) if state.began else start
-    return Cycle(mailbox.expires_on, mailbox.renewal_months, anchor, began)
+    return Cycle(end, add_months(end, months, anchor), anchor, began)

@@ -7,20 +7,20 @@ a mailbox sees is `Funds`: the balance it can see and what earlier renewals have
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Funds:
+class Funds(NamedTuple):
     """The money one renewal can count on.
 
     `balance` is what the account holds once the charges before this one have been made (the
     snapshot's balance, less renewd's charges the snapshot cannot show yet, less those made
     earlier in the same plan); `committed` is what renewals of the same account due before this
-    one, but not yet made, will take of it.
+    one, but not yet made, will take of it. A tuple: every decision carries one, and a big
+    day's or range's decisions go to disk and back.
     """
 
     balance: Decimal

@@ -162,6 +162,15 @@ class Candidates:
         self._count = 0
 
 
+def wanted(window: Window, ids: Iterable[str] = ()) -> Wanted:
+    """The snapshot rows to build mailboxes for: those whose dates the window can reach, and
+    `ids`; the rows expired by the window's last day are counted (for the guards)."""
+    due = {
+        anchor: frozenset(day.isoformat() for day in days) for anchor, days in window.due.items()
+    }
+    return Wanted(due[Anchor.EXPIRY], due[Anchor.DOMAIN], frozenset(ids), window.today.isoformat())
+
+
 def plan_day(
     config: Config,
     policy: Policy,
@@ -187,11 +196,7 @@ def plan_day(
     snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
     candidates = Candidates()
     current: dict[str, Mailbox] = {}
-    due = {
-        anchor: frozenset(day.isoformat() for day in days) for anchor, days in window.due.items()
-    }
-    wanted = Wanted(due[Anchor.EXPIRY], due[Anchor.DOMAIN], frozenset(watched), day.isoformat())
-    for mailbox in snapshot.scan(wanted):
+    for mailbox in snapshot.scan(wanted(window, watched)):
         if mailbox.mailbox_id in watched:
             current[mailbox.mailbox_id] = mailbox
         if window.may_match(mailbox):

@@ -165,8 +165,9 @@ class Evaluator:
         made then, and never after the expiry day.
         """
         state = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
-        cycle = cycle_of(mailbox, state)
-        due = self._due_steps(mailbox, window, funds.available, state, cycle, history, money, short)
+        due, cycle = self._due_steps(mailbox, window, funds.available, state, history, money, short)
+        if cycle is None:
+            return []
         today = window.today
 
         def rank(rule: Rule, day: date) -> tuple[date, int]:
@@ -191,13 +192,12 @@ class Evaluator:
         window: Window,
         available: Decimal,
         state: CycleState,
-        cycle: Cycle,
         history: History,
         money: bool,
         short: bool,
-    ) -> list[tuple[Rule, StepKey, date]]:
+    ) -> tuple[list[tuple[Rule, StepKey, date]], Cycle | None]:
         """The latest step per rule that came due in the window, belongs to the current cycle and
-        was not done before, with the day it came due.
+        was not done before, with the day it came due; and the cycle (None: nothing matched).
 
         Evaluating each missed day and keeping only the latest step per rule is the catch-up:
         a late run still does what came due, but never sends a backlog of stale steps.
@@ -214,6 +214,9 @@ class Evaluator:
                 rule = self._rules[rule_id]
                 if money or not rule.money:
                     latest[rule_id] = (rule, day)
+        if not latest:
+            return [], None
+        cycle = cycle_of(mailbox, state)
         due = []
         for rule, day in latest.values():
             if rule.anchor is Anchor.EXPIRY and not cycle.holds(day):
@@ -223,7 +226,7 @@ class Evaluator:
             key = StepKey(mailbox.mailbox_id, rule.id, anchor_date, (day - anchor_date).days)
             if not history.done(key):
                 due.append((rule, key, day))
-        return due
+        return due, cycle
 
     def _renews_later(self, mailbox: Mailbox, today: date, funds: Funds, history: History) -> bool:
         """Whether a deducting rule will renew the mailbox on a later day before it expires, with

@@ -26,7 +26,7 @@ def split_point(fd: int) -> tuple[int, int] | None:
     not part of a CR LF (counted apart; not worth it for such rare files).
     """
     size = os.fstat(fd).st_size
-    if size < PARALLEL_FROM or len(_cpus()) < 2:
+    if size < PARALLEL_FROM or len(cpus()) < 2:
         return None
     target = size * 4 // 7
     position = feeds = returns = pairs = 0
@@ -47,7 +47,8 @@ def split_point(fd: int) -> tuple[int, int] | None:
     return None
 
 
-def _cpus() -> set[int]:
+def cpus() -> set[int]:
+    """The CPUs this process may run on."""
     affinity = getattr(os, "sched_getaffinity", None)
     return set(affinity(0)) if affinity else set(range(os.cpu_count() or 1))
 
