@@ -54,6 +54,9 @@ class Past(Protocol):
         """What earlier runs did to these mailboxes and accounts."""
 
 
+FRESH = CycleState()  # a cycle nothing is known of: most of them, shared
+
+
 class MemoryHistory:
     """History kept in memory; `record` applies a day's decisions to it."""
 
@@ -68,8 +71,11 @@ class MemoryHistory:
 
     def cycle(self, mailbox_id: str, cycle: date) -> CycleState:
         key = (mailbox_id, cycle)
-        anchor_day, began = self._renewals.get(key, (None, None))
-        return CycleState(key in self._renewed, key in self._reminded, anchor_day, began)
+        renewal = self._renewals.get(key)
+        renewed, reminded = key in self._renewed, key in self._reminded
+        if renewal is None:
+            return CycleState(renewed, reminded) if renewed or reminded else FRESH
+        return CycleState(renewed, reminded, *renewal)
 
     def unseen_debits(self, account_id: str) -> Decimal:
         """Nothing: the simulator lowers the balance itself when it applies a deduction."""

@@ -10,7 +10,6 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
 
 from renewd.core.cycles import Cycle, CycleState, cycle_of
 from renewd.core.facts import derive
@@ -73,6 +72,10 @@ class Evaluator:
         self.engine = Engine(policy)
         self._rules = {rule.id: rule for rule in policy.rules}
         self._steps = {anchor: policy.steps(anchor) for anchor in Anchor}
+        self._expiry_steps, self._domain_steps = (
+            self._steps[Anchor.EXPIRY],
+            self._steps[Anchor.DOMAIN],
+        )
         self._deducts = [r for r in policy.rules if r.deduct and r.anchor is Anchor.EXPIRY]
         # Mailboxes read beyond those on a step: the day before each deletion step (the deletion
         # guard wants renewd to have seen the mailbox expired on an earlier run), and every
@@ -254,13 +257,10 @@ class Evaluator:
         return False
 
     def _possible_on(self, mailbox: Mailbox, day: date) -> bool:
-        if self.exhaustive:
+        if self.exhaustive or (day - mailbox.expires_on).days in self._expiry_steps:
             return True
-        for anchor, steps in self._steps.items():
-            anchor_date = mailbox.anchor_date(anchor)
-            if anchor_date is not None and (day - anchor_date).days in steps:
-                return True
-        return False
+        domain = mailbox.domain_expires_on
+        return domain is not None and (day - domain).days in self._domain_steps
 
     @staticmethod
     def _actions(
@@ -273,31 +273,39 @@ class Evaluator:
         cycle: Cycle,
     ) -> list[Decision]:
         """A rule's actions in the order they happen: charge, tell, then delete."""
-        make = partial(
-            Decision,
-            date=today,
-            mailbox_id=mailbox.mailbox_id,
-            account_id=mailbox.account_id,
-            rule=rule.id,
-            cycle=key.cycle,
-            step=key.step,
-            anchor=rule.anchor,
-            superseded_by=superseded_by,
-            funds=funds,
-            next_expiry=cycle.next_end,
-            anchor_day=cycle.anchor_day,
-        )
+
+        def make(
+            kind: Kind, channel: str = "", amount: Decimal | None = None, currency: str = ""
+        ) -> Decision:
+            # positional, in the fields' order: millions are made in a long simulation
+            return Decision(
+                today,
+                mailbox.mailbox_id,
+                mailbox.account_id,
+                rule.id,
+                key.cycle,
+                key.step,
+                kind,
+                rule.anchor,
+                channel,
+                rule.template if channel else "",
+                amount,
+                currency,
+                superseded_by,
+                funds,
+                cycle.next_end,
+                cycle.anchor_day,
+            )
+
         actions = []
         if rule.deduct:
-            actions.append(
-                make(kind=Kind.DEDUCT, amount=mailbox.renewal_fee, currency=mailbox.currency)
-            )
+            actions.append(make(Kind.DEDUCT, "", mailbox.renewal_fee, mailbox.currency))
         for channel in rule.notify:
             if channel == "sms" and not mailbox.phone:
                 continue
-            actions.append(make(kind=Kind.NOTIFY, channel=channel, template=rule.template))
+            actions.append(make(Kind.NOTIFY, channel))
         if rule.delete:
-            actions.append(make(kind=Kind.DELETE))
+            actions.append(make(Kind.DELETE))
         return actions
 
 
