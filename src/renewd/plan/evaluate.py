@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from renewd.core.cycles import Cycle, CycleState, cycle_of
 from renewd.core.facts import derive
@@ -18,6 +19,11 @@ from renewd.core.model import Anchor, Decision, Kind, Mailbox, StepKey
 from renewd.core.money import Funds, Purse
 from renewd.policy.engine import Engine
 from renewd.policy.model import Policy, Rule
+
+# Enum members as plain names for the hot paths: in Python 3.11 each `Kind.DEDUCT` is a
+# descriptor call, and a long simulation makes millions of them.
+EXPIRY, DOMAIN = Anchor.EXPIRY, Anchor.DOMAIN
+DEDUCT, NOTIFY, DELETE = Kind.DEDUCT, Kind.NOTIFY, Kind.DELETE
 
 
 @dataclass
@@ -54,10 +60,22 @@ class Window:
     exhaustive: bool = False
 
     def may_match(self, mailbox: Mailbox) -> bool:
-        if self.exhaustive or mailbox.expires_on in self.due[Anchor.EXPIRY]:
+        if self.exhaustive or mailbox.expires_on in self.due[EXPIRY]:
             return True
         domain = mailbox.domain_expires_on
-        return domain is not None and domain in self.due[Anchor.DOMAIN]
+        return domain is not None and domain in self.due[DOMAIN]
+
+
+SPENDS, PROMISES = "spends", "promises"
+
+
+class Turn(NamedTuple):
+    """One mailbox's turn at its account's purse in a day's plan."""
+
+    mailbox: Mailbox
+    funds: Funds
+    decisions: list[Decision]
+    purse: str  # SPENDS: a renewal made today; PROMISES: one to come; "": neither
 
 
 class Evaluator:
@@ -120,25 +138,42 @@ class Evaluator:
                 accounts[mailbox.account_id].append(mailbox)
         per_mailbox: list[tuple[tuple[date, str], list[Decision]]] = []
         for account_id, members in accounts.items():
-            members.sort(key=_order)
-            unseen = history.unseen_debits(account_id)
-            if account_id in disputed:
-                for mailbox in members:
-                    funds = Funds(mailbox.balance - unseen)
-                    decisions = self._decide(mailbox, window, funds, history, money=False)
-                    per_mailbox.append((_order(mailbox), decisions))
-                continue
-            purse = Purse(members[0].balance, unseen)
-            for mailbox in members:
-                funds = purse.funds
-                decisions = self._decide(mailbox, window, funds, history)
-                if any(d.kind is Kind.DEDUCT and not d.superseded_by for d in decisions):
-                    purse.spend(mailbox.renewal_fee)
-                elif len(members) > 1 and self._renews_later(mailbox, window.today, funds, history):
-                    purse.promise(mailbox.renewal_fee)
-                per_mailbox.append((_order(mailbox), decisions))
+            if len(members) == 1 and not self._possible_in(members[0], window):
+                continue  # no step can be due, and no other mailbox shares the purse
+            for turn in self.walk(members, window, history, account_id in disputed):
+                if turn.decisions:
+                    per_mailbox.append((_order(turn.mailbox), turn.decisions))
         per_mailbox.sort(key=lambda item: item[0])
         return DayPlan(window.today, [d for _, decisions in per_mailbox for d in decisions])
+
+    def walk(
+        self, members: list[Mailbox], window: Window, history: History, disputed: bool = False
+    ) -> list[Turn]:
+        """One account's mailboxes in the plan's order, each with the money it could count on,
+        its decisions, and what it did to the purse: a renewal made spends its fee, one still to
+        come before a later mailbox's promises it (`plan`; `explain` shows it)."""
+        members = sorted(members, key=_order)
+        unseen = history.unseen_debits(members[0].account_id)
+        turns = []
+        if disputed:
+            for mailbox in members:
+                funds = Funds(mailbox.balance - unseen)
+                decisions = self._decide(mailbox, window, funds, history, money=False)
+                turns.append(Turn(mailbox, funds, decisions, ""))
+            return turns
+        purse = Purse(members[0].balance, unseen)
+        for mailbox in members:
+            funds = purse.funds
+            decisions = self._decide(mailbox, window, funds, history)
+            effect = ""
+            if any(d.kind is DEDUCT and not d.superseded_by for d in decisions):
+                purse.spend(mailbox.renewal_fee)
+                effect = SPENDS
+            elif len(members) > 1 and self._renews_later(mailbox, window.today, funds, history):
+                purse.promise(mailbox.renewal_fee)
+                effect = PROMISES
+            turns.append(Turn(mailbox, funds, decisions, effect))
+        return turns
 
     def declined(
         self, mailbox: Mailbox, window: Window, history: History, funds: Funds
@@ -167,6 +202,8 @@ class Evaluator:
         an earlier day still counts as due today while the mailbox has not expired: it is still
         made then, and never after the expiry day.
         """
+        if not self._possible_in(mailbox, window):
+            return []
         state = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
         due, cycle = self._due_steps(mailbox, window, funds.available, state, history, money, short)
         if cycle is None:
@@ -174,7 +211,7 @@ class Evaluator:
         today = window.today
 
         def rank(rule: Rule, day: date) -> tuple[date, int]:
-            current = rule.deduct and rule.anchor is Anchor.EXPIRY and today < mailbox.expires_on
+            current = rule.deduct and rule.anchor is EXPIRY and today < mailbox.expires_on
             return (today if current else day, rule.priority)
 
         winners: dict[str, tuple[tuple[date, int], Rule]] = {}
@@ -222,7 +259,7 @@ class Evaluator:
         cycle = cycle_of(mailbox, state)
         due = []
         for rule, day in latest.values():
-            if rule.anchor is Anchor.EXPIRY and not cycle.holds(day):
+            if rule.anchor is EXPIRY and not cycle.holds(day):
                 continue
             anchor_date = mailbox.anchor_date(rule.anchor)
             assert anchor_date is not None  # noqa: S101 - the engine only matches present dates
@@ -255,6 +292,9 @@ class Evaluator:
                 if rule.id in self.engine.matches(facts):
                     return True
         return False
+
+    def _possible_in(self, mailbox: Mailbox, window: Window) -> bool:
+        return any(self._possible_on(mailbox, day) for day in window.days)
 
     def _possible_on(self, mailbox: Mailbox, day: date) -> bool:
         if self.exhaustive or (day - mailbox.expires_on).days in self._expiry_steps:
@@ -299,13 +339,13 @@ class Evaluator:
 
         actions = []
         if rule.deduct:
-            actions.append(make(Kind.DEDUCT, "", mailbox.renewal_fee, mailbox.currency))
+            actions.append(make(DEDUCT, "", mailbox.renewal_fee, mailbox.currency))
         for channel in rule.notify:
             if channel == "sms" and not mailbox.phone:
                 continue
-            actions.append(make(Kind.NOTIFY, channel))
+            actions.append(make(NOTIFY, channel))
         if rule.delete:
-            actions.append(make(Kind.DELETE))
+            actions.append(make(DELETE))
         return actions
 
 

@@ -29,31 +29,36 @@ class World:
         self.disputed = {m.account_id for m in group} & disputed
         self.paid = paid
         self.paid_on: Counter[date] = Counter()
-        first: dict[str, Decimal] = {}
-        self.accounts: defaultdict[str, list[str]] = defaultdict(list)
+        # One balance per account, the first row's, kept here and given to its mailboxes as
+        # they come near a step; a disputed account keeps each row's own (it gets no money
+        # action).
+        self.balances: dict[str, Decimal] = {}
         for mailbox in sorted(group, key=lambda m: m.line):
-            first.setdefault(mailbox.account_id, mailbox.balance)
-            self.accounts[mailbox.account_id].append(mailbox.mailbox_id)
+            if mailbox.account_id not in self.disputed:
+                self.balances.setdefault(mailbox.account_id, mailbox.balance)
         self.mailboxes: dict[str, Mailbox] = {}
         self.on: dict[Anchor, defaultdict[date, set[str]]] = {
             anchor: defaultdict(set) for anchor in Anchor
         }
         for mailbox in group:
-            # one balance per account, the first row's; a disputed account keeps each row's own
-            # (it gets no money action)
-            if mailbox.account_id not in self.disputed:
-                mailbox = replace(mailbox, balance=first[mailbox.account_id])
             self.mailboxes[mailbox.mailbox_id] = mailbox
             self._index(mailbox, add=True)
 
     def current(self, window: Window) -> list[Mailbox]:
-        """The mailboxes the day's window can reach."""
+        """The mailboxes the day's window can reach, with their account's balance."""
         ids: set[str] = set()
         for anchor, dates in window.due.items():
             on = self.on[anchor]
             for day in dates:
                 ids |= on.get(day, set())
-        return [self.mailboxes[mailbox_id] for mailbox_id in sorted(ids)]
+        found = []
+        for mailbox_id in sorted(ids):
+            mailbox = self.mailboxes[mailbox_id]
+            balance = self.balances.get(mailbox.account_id, mailbox.balance)
+            if mailbox.balance != balance:
+                mailbox = self.mailboxes[mailbox_id] = replace(mailbox, balance=balance)
+            found.append(mailbox)
+        return found
 
     def expiring(self, day: date) -> list[Mailbox]:
         """The mailboxes whose `expires_on` is `day`."""
@@ -68,16 +73,11 @@ class World:
                 self._index(mailbox, add=False)
                 self.mailboxes[mailbox.mailbox_id] = _renewed(mailbox, decision)
                 self._index(self.mailboxes[mailbox.mailbox_id], add=True)
-                self._spend(mailbox.account_id, decision.amount)
+                if mailbox.account_id in self.balances:
+                    self.balances[mailbox.account_id] -= decision.amount
             elif decision.kind is Kind.DELETE:
                 self._index(mailbox, add=False)
                 del self.mailboxes[mailbox.mailbox_id]
-
-    def _spend(self, account_id: str, amount: Decimal) -> None:
-        for mailbox_id in self.accounts[account_id]:
-            mailbox = self.mailboxes.get(mailbox_id)
-            if mailbox is not None:
-                self.mailboxes[mailbox_id] = replace(mailbox, balance=mailbox.balance - amount)
 
     def _index(self, mailbox: Mailbox, add: bool) -> None:
         for anchor in Anchor:

@@ -8,7 +8,7 @@ mailboxes no rule can match today, and tells each rule which date its steps coun
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -119,6 +119,17 @@ def referenced(cond: Cond) -> set[str]:
         if isinstance(cond, All | AnyOf)
         else set()
     )
+
+
+def comparisons(cond: Cond) -> Iterator[Cmp]:
+    """Every comparison in a condition, in the order written."""
+    if isinstance(cond, Cmp):
+        yield cond
+    elif isinstance(cond, Not):
+        yield from comparisons(cond.item)
+    else:
+        for item in cond.items:
+            yield from comparisons(item)
 
 
 def window(cond: Cond, anchor: Anchor) -> frozenset[int]:

@@ -1,0 +1,55 @@
+"""The coming days as totals (`renewd forecast`): the policy simulated over the range and counted
+per day, group by group, so a snapshot of millions is counted in flat memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from renewd.config.model import Config
+from renewd.core.model import Mailbox
+from renewd.plan.simulate import Simulation, close_spills, day_range
+from renewd.plan.tally import Tally, tallied, total
+from renewd.plan.world import play
+from renewd.policy.model import Policy
+from renewd.snapshot.reader import Snapshot
+from renewd.snapshot.spill import Spill
+
+
+@dataclass
+class Forecast:
+    """Days `start`..`end` of one policy. `grace_days`: days from expiry to deletion (None: the
+    policy deletes nothing, and nobody is counted in grace)."""
+
+    start: date
+    end: date
+    tally: Tally
+    grace_days: int | None
+    snapshot: Snapshot
+
+    @property
+    def days(self) -> list[date]:
+        return day_range(self.start, self.end)
+
+
+def forecast(
+    config: Config, policy: Policy, snapshot_path: Path, start: date, end: date
+) -> Forecast:
+    """Simulate `start`..`end` exactly as `simulate` does, and count it. Besides the mailboxes
+    some rule can reach, those expiring in the range (renewals that may lapse) and those in
+    grace at its start are read."""
+    grace = policy.deletion_after if (policy.deletion_after or 0) > 0 else None
+    simulation = Simulation(config, policy, snapshot_path, expired_within=grace - 1 if grace else 0)
+    windows = [simulation.evaluator.window(day) for day in day_range(start, end)]
+
+    def work(group: list[Mailbox], _: Spill) -> Tally:
+        tally = Tally()
+        world = simulation.world(group, policy)
+        for _plan in tallied(play(simulation.evaluator, world, windows), world, tally, grace):
+            pass
+        return tally
+
+    done = simulation.each_group(start, end, work)
+    close_spills(done)
+    return Forecast(start, end, total(t for _, t in done), grace, simulation.snapshot)
