@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from renewd.cli import preview, records, work
+from renewd.cli import diff, forecast, preview, records, work
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -17,6 +17,8 @@ for command in (
     work.check,
     preview.dry_run,
     preview.simulate,
+    diff.diff,
+    forecast.forecast,
     work.run,
     records.history,
     records.runs,

@@ -3,18 +3,22 @@ per day, group by group, so a snapshot of millions is counted in flat memory."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from renewd.config.model import Config
 from renewd.core.model import Mailbox
 from renewd.plan.simulate import Simulation, close_spills, day_range
-from renewd.plan.tally import Tally, tallied, total
+from renewd.plan.tally import Key, Tally, tallied, total
 from renewd.plan.world import play
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.spill import Spill
+
+V = TypeVar("V")
 
 
 @dataclass
@@ -31,6 +35,22 @@ class Forecast:
     @property
     def days(self) -> list[date]:
         return day_range(self.start, self.end)
+
+    @property
+    def channels(self) -> list[str]:
+        return sorted({channel for _, channel in self.tally.messages})
+
+    @property
+    def currencies(self) -> list[str]:
+        tally = self.tally
+        return sorted({currency for _, currency in [*tally.charges, *tally.lapses]})
+
+    def daily(self, counts: Mapping[Key, V], key: str, zero: V) -> list[V]:
+        """One value per day of the range, for one channel or currency of `counts`."""
+        return [counts.get((day.toordinal(), key), zero) for day in self.days]
+
+    def per_day(self, counts: Mapping[int, int]) -> list[int]:
+        return [counts.get(day.toordinal(), 0) for day in self.days]
 
 
 def forecast(
