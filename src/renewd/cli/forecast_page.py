@@ -12,7 +12,7 @@ from html import escape
 
 from renewd.cli.charts import HEIGHT, WIDTH, Series, chart
 from renewd.cli.diff_report import amount
-from renewd.cli.forecast import periods, table
+from renewd.cli.forecast import table
 from renewd.plan.forecast import Forecast
 from renewd.policy.model import Policy
 
@@ -187,17 +187,16 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 
 def _readouts(result: Forecast) -> list[str]:
-    """Per day, the figures the page shows when that day is picked."""
-    rows = table(result, "day")
-    head = rows[0]
+    """Per day, the figures the page shows when that day is picked (zeros left out)."""
+    head, *rows = table(result, "day")
     return [
         f"{row[0]}: "
         + ", ".join(
             f"{name.lower()} {value}"
             for name, value in zip(head[1:], row[1:], strict=True)
-            if value
+            if value.strip("0.,")
         )
-        for row in rows[1 : len(periods(result.days, "day")) + 1]
+        for row in rows[: len(result.days)]
     ]
 
 

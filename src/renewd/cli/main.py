@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from renewd.cli import diff, forecast, preview, records, work
+from renewd.cli import diff, explain, forecast, preview, records, work
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -19,6 +19,7 @@ for command in (
     preview.simulate,
     diff.diff,
     forecast.forecast,
+    explain.explain,
     work.run,
     records.history,
     records.runs,
