@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from renewd.core.facts import FACTS, MONEY_SCALE, FactType
+from renewd.core.facts import FACTS, MONEY_SCALE, OPTIONAL, FactType
 from renewd.core.model import Anchor
 
 Value = int | bool | str | Decimal
@@ -97,9 +97,12 @@ def to_durable(cond: Cond) -> dict[str, Any]:
     if isinstance(cond, Not):
         raise ValueError("condition must be in negation normal form")
     right: Any = {"$m": cond.other} if cond.other else engine_value(cond.fact, _present(cond.value))
-    if cond.op == "eq":
-        return {cond.fact: right}
-    return {DURABLE_OP[cond.op]: {cond.fact: right}}
+    compiled = {cond.fact: right} if cond.op == "eq" else {DURABLE_OP[cond.op]: {cond.fact: right}}
+    if cond.other in OPTIONAL:
+        # durable_rules takes a comparison with a missing `$m` fact inside an `$and` as true
+        # (alone, as false): it must be there for the comparison to hold
+        return {"$and": [{"$ex": {cond.other: 1}}, compiled]}
+    return compiled
 
 
 def _present(value: Value | None) -> Value:

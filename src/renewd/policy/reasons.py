@@ -93,6 +93,8 @@ def _operand(cond: Cmp, facts: dict[str, Any]) -> str:
 
 
 def _cmp_text(cond: Cmp, facts: dict[str, Any]) -> str:
+    if cond.op == "ne" and isinstance(cond.value, bool) and not cond.other:
+        return f"{_is(cond.fact, facts)}, needs {show(cond.fact, not cond.value)}"
     return f"{_is(cond.fact, facts)}, needs {WORDS[cond.op]}{_operand(cond, facts)}"
 
 
