@@ -5,7 +5,7 @@ The example snapshot (300 mailboxes over a year, five bad rows) and the shipped 
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -61,14 +61,17 @@ def test_forecast_totals_equal_simulates_over_the_same_days(
     actions = Counter((rule, action) for _, acts in simulated for rule, action, *_ in acts)
     assert tally.actions == actions
     assert sum(actions.values()) > 1000  # a range with plenty happening
-    messages, charges, revenue, deletions = Counter(), Counter(), Counter(), Counter()
+    messages: Counter[tuple[int, str]] = Counter()
+    charges: Counter[tuple[int, str]] = Counter()
+    revenue: defaultdict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    deletions: Counter[int] = Counter()
     for day, acts in simulated:
         for _, action, channel, currency, amount in acts:
             if channel:
                 messages[day.toordinal(), channel] += 1
             elif action == Kind.DEDUCT.value:
                 charges[day.toordinal(), currency] += 1
-                revenue[day.toordinal(), currency] += amount
+                revenue[day.toordinal(), currency] += amount or Decimal(0)
             else:
                 deletions[day.toordinal()] += 1
     assert tally.messages == messages
