@@ -35,10 +35,23 @@ def write_table(diff: PolicyDiff, names: tuple[str, str], sample: int, out: Text
         out.write("\nno difference: every mailbox gets exactly the same actions\n")
     out.write("\nACTIONS\n")
     write_rows([("RULE", "ACTION", "OLD", "NEW", "DIFF"), *_action_rows(diff)], out)
-    rows = _money_rows(diff.old, diff.new)
-    out.write("\nMONEY BY MONTH\n")
-    if rows:
-        write_rows([("MONTH", "CURRENCY", "", "OLD", "NEW", "DIFF"), *rows], out)
+    months = _money(diff.old, diff.new)
+    totals: dict[tuple[str, str], dict[str, tuple[Any, Any]]] = {}
+    for (_, currency), values in months.items():
+        total = totals.setdefault(("", currency), {f: (0, 0) for _, f, _ in MONEY})
+        for field, (before, after) in values.items():
+            total[field] = (total[field][0] + before, total[field][1] + after)
+    out.write(
+        "\nMONEY (the whole range; charges made, and renewals that fail for a short balance)\n"
+    )
+    if totals:
+        write_rows(
+            [("CURRENCY", "", "OLD", "NEW", "DIFF"), *(r[1:] for r in _money_rows(totals))], out
+        )
+        changed = _money_rows(months, only_changed=True)
+        if changed:
+            out.write("\nMONEY BY MONTH (what differs)\n")
+            write_rows([("MONTH", "CURRENCY", "", "OLD", "NEW", "DIFF"), *changed], out)
     else:
         out.write("(no charges and no failed renewals)\n")
     if diff.affected:
@@ -109,12 +122,14 @@ def _money(old: Tally, new: Tally) -> dict[tuple[str, str], dict[str, tuple[Any,
     return {key: {f: (v[0], v[1]) for f, v in found[key].items()} for key in sorted(found)}
 
 
-def _money_rows(old: Tally, new: Tally) -> list[tuple[str, ...]]:
+def _money_rows(
+    money: dict[tuple[str, str], dict[str, tuple[Any, Any]]], only_changed: bool = False
+) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
-    for (month, currency), values in _money(old, new).items():
+    for (month, currency), values in sorted(money.items()):
         for title, field, is_money in MONEY:
             before, after = values[field]
-            if not (before or after):
+            if not (before or after) or (only_changed and before == after):
                 continue
             change = "=" if before == after else _signed(after - before, is_money)
             shown = [amount(v) if is_money else f"{v:,}" for v in (before, after)]

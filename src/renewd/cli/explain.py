@@ -52,7 +52,7 @@ def explain(config: Path, mailbox_id: str, day: datetime | None, snapshot: Path 
     try:
         path = snapshot or cfg_snapshot(cfg, when)
         found = explain_mailbox(cfg, policy, path, when, mailbox_id, ledger)
-        recorded = ledger.mailbox_history(mailbox_id) if ledger is not None else []
+        recorded = ledger.mailbox_history(mailbox_id) if ledger is not None else None
     finally:
         if ledger is not None:
             ledger.close()
@@ -64,14 +64,17 @@ def explain(config: Path, mailbox_id: str, day: datetime | None, snapshot: Path 
         click.echo(line, err=True)
 
 
-def write(found: Explanation, digest: str, recorded: Sequence[RowMapping], out: TextIO) -> None:
+def write(
+    found: Explanation, digest: str, recorded: Sequence[RowMapping] | None, out: TextIO
+) -> None:
+    """`recorded`: the mailbox's rows in the ledger (None: there is no ledger yet)."""
     mailbox, window, turn = found.mailbox, found.window, found.turn
     today_ = window.today
     out.write(f"{mailbox.mailbox_id} on {today_} (account {mailbox.account_id}), policy {digest}\n")
     lines = [
         ("row", _row(found)),
         ("cycle", _cycle(found)),
-        ("ledger", _done(found)),
+        ("ledger", _done(found) if recorded is not None else "none yet: every step is new"),
         ("days", _days(window.days)),
         ("money", _money(found)),
         ("decides", _decisions([d for d in turn.decisions if not d.superseded_by])),
@@ -88,7 +91,7 @@ def write(found: Explanation, digest: str, recorded: Sequence[RowMapping], out: 
     for verdict in sorted(found.verdicts, key=lambda v: (ORDER.index(v.status), -v.rule.priority)):
         out.write(_verdict(verdict))
     cycles = {mailbox.expires_on, mailbox.domain_expires_on}
-    mine = [row for row in recorded if row["cycle"] in cycles]
+    mine = [row for row in recorded or () if row["cycle"] in cycles]
     if mine:
         out.write("\nLEDGER (this cycle)\n")
         write_rows(history_rows(mine), out)

@@ -31,7 +31,8 @@ svg { display: block; } .title { font-size: 14px; font-weight: 600; fill: #222; 
 .line { fill: none; stroke-width: 2; } .guide { stroke: #999; stroke-dasharray: 3 3; }
 .empty { font-size: 13px; fill: #999; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin-top: 12px; }
-td, th { padding: 2px 8px; text-align: right; border-bottom: 1px solid #eee; }
+td, th { padding: 2px 6px; text-align: right; border-bottom: 1px solid #eee; }
+td, th { white-space: nowrap; font-size: 13px; }
 th { font-weight: 600; } td:first-child, th:first-child { text-align: left; }
 tr:last-child td { font-weight: 600; }
 """
