@@ -29,19 +29,20 @@ WRAPPER = (
     "read = iter(lambda: run.stdout.read(1 << 20), b'')\n"
     "lines = sum(chunk.count(b'\\n') for chunk in read)\n"
     "assert run.wait() in (0, 1)\n"  # diff: 1 when the policies differ
-    "print(lines, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "use = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(lines, use.ru_maxrss, use.ru_utime + use.ru_stime)\n"
 )
 
 
-def measure(command: list[str]) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, lines of output) of one command."""
+def measure(command: list[str]) -> tuple[float, float, int, float]:
+    """(seconds, peak RSS in MB, lines of output, CPU seconds of all its processes)."""
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", WRAPPER, *command], check=True, capture_output=True, text=True
     )
     seconds = time.perf_counter() - start
-    lines, rss = done.stdout.split()
-    return seconds, int(rss) / 1024, int(lines)
+    lines, rss, cpu = done.stdout.split()
+    return seconds, int(rss) / 1024, int(lines), float(cpu)
 
 
 def main() -> None:
@@ -65,7 +66,10 @@ def main() -> None:
     renewd = str(Path(sys.executable).parent / "renewd")
     end = REFERENCE + timedelta(days=args.days - 1)
     span = ["--from", REFERENCE.isoformat(), "--to", end.isoformat()]
-    print(f"{'command':>9}  {'rows':>9}  {'days':>4}  {'time':>8}  {'peak RSS':>9}  {'lines':>9}")
+    print(
+        f"{'command':>9}  {'rows':>9}  {'days':>4}  {'time':>8}  {'CPU':>8}  {'peak RSS':>9}  "
+        f"{'lines':>9}"
+    )
     for count in args.counts:
         snapshot = work / f"snapshot-{count}.csv"
         generate(count, snapshot)
@@ -86,10 +90,11 @@ def main() -> None:
         for name in args.commands:
             runs = [measure(commands[name]) for _ in range(args.repeat)]
             seconds = min(r[0] for r in runs)
+            cpu = min(r[3] for r in runs)
             rss = max(r[1] for r in runs)
             print(
-                f"{name:>9}  {count:>9}  {args.days:>4}  {seconds:>6.1f} s  {rss:>6.0f} MB  "
-                f"{runs[0][2]:>9}",
+                f"{name:>9}  {count:>9}  {args.days:>4}  {seconds:>6.1f} s  {cpu:>6.1f} s  "
+                f"{rss:>6.0f} MB  {runs[0][2]:>9}",
                 flush=True,
             )
         snapshot.unlink()

@@ -21,7 +21,7 @@ from renewd.config.model import Config
 from renewd.core.model import Decision, Kind, Mailbox
 from renewd.plan.evaluate import Evaluator, Window
 from renewd.plan.simulate import Simulation, close_spills, day_range
-from renewd.plan.tally import Tally, tallied, total
+from renewd.plan.tally import Tally, tallied
 from renewd.plan.world import play
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
@@ -78,10 +78,10 @@ class Change:
 
 @dataclass
 class _Group:
-    """One group's share, small enough to cross the pipe from the other process."""
+    """One group's share, small enough to cross the pipe from the other process: its tallies
+    and changes wait on disk, and are added up one group at a time."""
 
-    old: Tally
-    new: Tally
+    tallies: Place
     simulated: int
     affected: int
     changes: list[Place]
@@ -131,17 +131,22 @@ def compare(
         ]
         changes.sort(key=lambda c: (c.first_day, c.mailbox_id))
         places = [spill.put(changes[n : n + CHUNK]) for n in range(0, len(changes), CHUNK)]
-        return _Group(tally_old, tally_new, len(group), len(changes), places)
+        tallies = spill.put((tally_old, tally_new))
+        return _Group(tallies, len(group), len(changes), places)
 
     done = simulation.each_group(start, end, work)
-    groups = [group for _, group in done]
+    old_total, new_total = Tally(), Tally()
+    for spill, group in done:
+        tally_old, tally_new = spill.get(group.tallies)
+        old_total.add(tally_old)
+        new_total.add(tally_new)
     return PolicyDiff(
         start,
         end,
-        total(g.old for g in groups),
-        total(g.new for g in groups),
-        sum(g.simulated for g in groups),
-        sum(g.affected for g in groups),
+        old_total,
+        new_total,
+        sum(g.simulated for _, g in done),
+        sum(g.affected for _, g in done),
         simulation.snapshot,
         [(spill, g.changes) for spill, g in done],
     )

@@ -16,7 +16,7 @@ from renewd.plan.tally import Key, Tally, tallied, total
 from renewd.plan.world import play
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
-from renewd.snapshot.spill import Spill
+from renewd.snapshot.spill import Place, Spill
 
 V = TypeVar("V")
 
@@ -63,13 +63,17 @@ def forecast(
     simulation = Simulation(config, policy, snapshot_path, expired_within=grace - 1 if grace else 0)
     windows = [simulation.evaluator.window(day) for day in day_range(start, end)]
 
-    def work(group: list[Mailbox], _: Spill) -> Tally:
+    def work(group: list[Mailbox], spill: Spill) -> Place:
+        """One group's tally, on disk: the groups' are added up one at a time."""
         tally = Tally()
         world = simulation.world(group, policy)
         for _plan in tallied(play(simulation.evaluator, world, windows), world, tally, grace):
             pass
-        return tally
+        return spill.put(tally)
 
     done = simulation.each_group(start, end, work)
-    close_spills(done)
-    return Forecast(start, end, total(t for _, t in done), grace, simulation.snapshot)
+    try:
+        tally = total(spill.get(place) for spill, place in done)
+    finally:
+        close_spills(done)
+    return Forecast(start, end, tally, grace, simulation.snapshot)
