@@ -12,17 +12,17 @@ from __future__ import annotations
 import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
 from renewd.config.model import Config
-from renewd.core.model import Decision, Kind, Mailbox
+from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.evaluate import Evaluator, Window
 from renewd.plan.simulate import Simulation, close_spills, day_range
-from renewd.plan.tally import Tally, tallied
-from renewd.plan.world import play
+from renewd.plan.tally import Tally, ended, lapsing
+from renewd.plan.world import World, play
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.spill import Place, Spill
@@ -111,28 +111,30 @@ class PolicyDiff:
 def compare(
     config: Config, old: Policy, new: Policy, snapshot_path: Path, start: date, end: date
 ) -> PolicyDiff:
-    """Simulate both policies from the same snapshot over `start`..`end` and compare them."""
+    """Simulate both policies from the same snapshot over `start`..`end` and compare them.
+
+    Each group is played under the old policy first, noting the accounts a rule that is not the
+    same in both could reach (`touching`); only those are played again under the new one. An
+    account no such rule reaches on any day gets exactly the same actions under both: its days
+    are the same until a differing rule is due for one of its mailboxes, and none ever is.
+    """
     simulation = Simulation(config, old, snapshot_path, others=[new], expired_within=0)
     days = day_range(start, end)
-    plays = [
-        (policy, evaluator, [evaluator.window(day) for day in days])
+    before, after = (
+        _Play(simulation, policy, evaluator, [evaluator.window(day) for day in days])
         for policy, evaluator in zip(simulation.policies, simulation.evaluators, strict=True)
-    ]
+    )
+    reach = touching(old, new, *simulation.evaluators)
 
     def work(group: list[Mailbox], spill: Spill) -> _Group:
-        (before, tally_old), (after, tally_new) = (
-            _acts(simulation, policy, evaluator, windows, group)
-            for policy, evaluator, windows in plays
+        old_side = before(group, reach)
+        touched = old_side.touched
+        again = [m for m in group if touched is None or m.account_id in touched]
+        changes, tallies = _settle(
+            group, old_side, after(again, None), {m.mailbox_id for m in again}
         )
-        changes = [
-            _change(mailbox, before.get(mailbox.mailbox_id, []), after.get(mailbox.mailbox_id, []))
-            for mailbox in group
-            if before.get(mailbox.mailbox_id, []) != after.get(mailbox.mailbox_id, [])
-        ]
-        changes.sort(key=lambda c: (c.first_day, c.mailbox_id))
         places = [spill.put(changes[n : n + CHUNK]) for n in range(0, len(changes), CHUNK)]
-        tallies = spill.put((tally_old, tally_new))
-        return _Group(tallies, len(group), len(changes), places)
+        return _Group(spill.put(tallies), len(group), len(changes), places)
 
     done = simulation.each_group(start, end, work)
     old_total, new_total = Tally(), Tally()
@@ -152,24 +154,100 @@ def compare(
     )
 
 
-def _acts(
-    simulation: Simulation,
-    policy: Policy,
-    evaluator: Evaluator,
-    windows: list[Window],
-    group: list[Mailbox],
-) -> tuple[dict[str, list[Act]], Tally]:
-    """What one policy does to each mailbox of the group over the range, sorted, and its tally."""
-    acts: defaultdict[str, list[Act]] = defaultdict(list)
-    tally = Tally()
-    world = simulation.world(group, policy)
-    for plan in tallied(play(evaluator, world, windows), world, tally):
-        for decision in plan.decisions:
-            if not decision.superseded_by:
-                acts[decision.mailbox_id].append(Act.of(decision))
-    for listed in acts.values():
-        listed.sort()
-    return acts, tally
+Reach = dict[Anchor, frozenset[int]]
+
+
+def touching(old: Policy, new: Policy, old_ev: Evaluator, new_ev: Evaluator) -> Reach | None:
+    """The offsets from each anchor date on which the two policies can treat a mailbox
+    differently: the steps of every rule that is not the same in both (either version), and,
+    when such a rule moves or reads money, the days the purse looks ahead. None: on any day
+    (the editions differ)."""
+    if (old.paid_editions, old.free_editions) != (new.paid_editions, new.free_editions):
+        return None
+    before = {rule.id: replace(rule, source="", line=0) for rule in old.rules}
+    after = {rule.id: replace(rule, source="", line=0) for rule in new.rules}
+    differing = [r for i, r in before.items() if after.get(i) != r]
+    differing += [r for i, r in after.items() if before.get(i) != r]
+    offsets: dict[Anchor, set[int]] = {anchor: set() for anchor in Anchor}
+    for rule in differing:
+        offsets[rule.anchor] |= rule.steps
+    if any(rule.money for rule in differing):
+        ahead = max(old_ev.look_ahead, new_ev.look_ahead)
+        offsets[Anchor.EXPIRY] |= set(range(-ahead, 1))
+    return {anchor: frozenset(steps) for anchor, steps in offsets.items()}
+
+
+@dataclass
+class _Side:
+    """What one policy does to a group: the actions taken per mailbox, the days its renewals
+    lapsed on, and (when asked) the accounts a `Reach` touched on some day."""
+
+    taken: dict[str, list[Decision]]
+    lapsed: dict[str, list[date]]
+    touched: set[str] | None
+
+    def of(self, mailbox_id: str) -> tuple[list[Decision], list[date]]:
+        return self.taken.get(mailbox_id, []), self.lapsed.get(mailbox_id, [])
+
+
+@dataclass
+class _Play:
+    simulation: Simulation
+    policy: Policy
+    evaluator: Evaluator
+    windows: list[Window]
+
+    def __call__(self, group: list[Mailbox], reach: Reach | None) -> _Side:
+        taken: defaultdict[str, list[Decision]] = defaultdict(list)
+        lapsed: defaultdict[str, list[date]] = defaultdict(list)
+        touched: set[str] = set()
+        world = self.simulation.world(group, self.policy)
+
+        def end(day: date) -> None:
+            for mailbox in lapsing(world, day):
+                lapsed[mailbox.mailbox_id].append(day)
+
+        for plan in ended(play(self.evaluator, world, self.windows), world, end):
+            if reach is not None:  # the world as the day finds it, before its actions
+                touched |= _touched(world, plan.day, reach)
+            for decision in plan.decisions:
+                if not decision.superseded_by:
+                    taken[decision.mailbox_id].append(decision)
+        return _Side(taken, lapsed, touched if reach is not None else None)
+
+
+def _settle(
+    group: list[Mailbox], old: _Side, new: _Side, replayed: set[str]
+) -> tuple[list[Change], tuple[Tally, Tally]]:
+    """The group's changes, in order, and each policy's tally; a mailbox not played again under
+    the new policy does under it exactly what it does under the old one."""
+    changes: list[Change] = []
+    tallies = (Tally(), Tally())
+    for mailbox in group:
+        before = old.of(mailbox.mailbox_id)
+        after = new.of(mailbox.mailbox_id) if mailbox.mailbox_id in replayed else before
+        if after is not before:
+            old_acts, new_acts = (sorted(Act.of(d) for d in side[0]) for side in (before, after))
+            if old_acts != new_acts:
+                changes.append(_change(mailbox, old_acts, new_acts))
+        for tally, (taken, lapsed) in zip(tallies, (before, after), strict=True):
+            for decision in taken:
+                tally.take(decision)
+            for day in lapsed:
+                tally.lapse(day, mailbox)
+    changes.sort(key=lambda c: (c.first_day, c.mailbox_id))
+    return changes, tallies
+
+
+def _touched(world: World, day: date, reach: Reach) -> set[str]:
+    found: set[str] = set()
+    for anchor, offsets in reach.items():
+        on = world.on[anchor]
+        for offset in offsets:
+            ids = on.get(day - timedelta(days=offset))
+            if ids:
+                found.update(world.mailboxes[i].account_id for i in ids)
+    return found
 
 
 def _change(mailbox: Mailbox, old: list[Act], new: list[Act]) -> Change:

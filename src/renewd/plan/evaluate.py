@@ -105,6 +105,7 @@ class Evaluator:
             default=0,
         )
         self._ahead = timedelta(days=ahead)
+        self.look_ahead = ahead  # days
         expiry = self._steps[Anchor.EXPIRY] | eve | set(range(-ahead, 1))
         self._watched = {**self._steps, Anchor.EXPIRY: expiry}
 

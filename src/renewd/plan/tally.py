@@ -8,12 +8,12 @@ of accounts are added up, so a range is counted without holding its decisions.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from renewd.core.model import Decision, Kind
+from renewd.core.model import Decision, Kind, Mailbox
 from renewd.plan.evaluate import DayPlan
 from renewd.plan.world import World
 
@@ -48,32 +48,37 @@ class Tally:
     grace: Counter[int] = field(default_factory=Counter)  # paid mailboxes in grace at day's end
 
     def count(self, plan: DayPlan) -> None:
-        day = plan.day.toordinal()
         for decision in plan.decisions:
-            if decision.superseded_by:
-                continue
-            self.actions[decision.rule, action_label(decision)] += 1
-            if decision.kind is NOTIFY:
-                self.messages[day, decision.channel] += 1
-            elif decision.kind is DEDUCT:
-                self.charges[day, decision.currency] += 1
-                self.revenue[day, decision.currency] += decision.amount or 0
-            else:
-                self.deletions[day] += 1
+            if not decision.superseded_by:
+                self.take(decision)
+
+    def take(self, decision: Decision) -> None:
+        """One action taken."""
+        day = decision.date.toordinal()
+        self.actions[decision.rule, action_label(decision)] += 1
+        if decision.kind is NOTIFY:
+            self.messages[day, decision.channel] += 1
+        elif decision.kind is DEDUCT:
+            self.charges[day, decision.currency] += 1
+            self.revenue[day, decision.currency] += decision.amount or 0
+        else:
+            self.deletions[day] += 1
+
+    def lapse(self, day: date, mailbox: Mailbox) -> None:
+        """A renewal on auto-renew that did not happen by the expiry day."""
+        self.lapses[day.toordinal(), mailbox.currency] += 1
+        self.lapsed[day.toordinal(), mailbox.currency] += mailbox.renewal_fee
 
     def close_day(self, day: date, world: World, grace_days: int | None) -> None:
         """The day's end, once its actions are applied: renewals that lapsed on it, and (with
         a deletion `grace_days` after expiry) the paid mailboxes expired and not yet deleted."""
-        ordinal = day.toordinal()
-        for mailbox in world.expiring(day):
-            if mailbox.auto_renew and mailbox.edition in world.paid:
-                self.lapses[ordinal, mailbox.currency] += 1
-                self.lapsed[ordinal, mailbox.currency] += mailbox.renewal_fee
+        for mailbox in lapsing(world, day):
+            self.lapse(day, mailbox)
         if grace_days is not None:
             since = day - timedelta(days=grace_days - 1)
             count = sum(world.paid_on[since + timedelta(days=n)] for n in range(grace_days))
             if count:
-                self.grace[ordinal] += count
+                self.grace[day.toordinal()] += count
 
     def add(self, other: Tally) -> None:
         self.actions.update(other.actions)
@@ -87,20 +92,31 @@ class Tally:
                 money[key] += amount
 
 
-def tallied(
-    plans: Iterable[DayPlan], world: World, tally: Tally, grace_days: int | None = None
-) -> Iterator[DayPlan]:
-    """The plans of `play` over `world`, passed through and counted into `tally`, each day's end
-    measured once its actions are applied."""
+def lapsing(world: World, day: date) -> list[Mailbox]:
+    """Paid mailboxes on auto-renew still expiring on `day` once its actions are applied."""
+    return [m for m in world.expiring(day) if m.auto_renew and m.edition in world.paid]
+
+
+def ended(plans: Iterable[DayPlan], world: World, end: Callable[[date], None]) -> Iterator[DayPlan]:
+    """The plans of `play` over `world`, passed through; `end(day)` is called once each day's
+    actions are applied (when the next plan is asked for, or the play ends)."""
     day: date | None = None
     for plan in plans:
         if day is not None:
-            tally.close_day(day, world, grace_days)
-        tally.count(plan)
+            end(day)
         yield plan
         day = plan.day
     if day is not None:
-        tally.close_day(day, world, grace_days)
+        end(day)
+
+
+def tallied(
+    plans: Iterable[DayPlan], world: World, tally: Tally, grace_days: int | None = None
+) -> Iterator[DayPlan]:
+    """The plans, passed through and counted into `tally`, each day's end measured."""
+    for plan in ended(plans, world, lambda day: tally.close_day(day, world, grace_days)):
+        tally.count(plan)
+        yield plan
 
 
 def total(tallies: Iterable[Tally]) -> Tally:
