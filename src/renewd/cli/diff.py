@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from renewd.cli import diff_report
-from renewd.cli.options import FORMAT, SNAPSHOT, cfg_snapshot, with_config
+from renewd.cli.options import SNAPSHOT, cfg_snapshot, with_config
 from renewd.cli.report import row_errors
 from renewd.cli.revision import rules_at, shown
 from renewd.cli.span import span, span_options
@@ -43,7 +43,15 @@ DIFFERENT_EXIT = 1  # like diff(1): a CI job can ask a person to look at a polic
     show_default=True,
     help="Affected mailboxes (and deletions) listed in table mode; jsonl lists them all.",
 )
-@FORMAT
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="table for the person reviewing the change; jsonl for scripts (a summary, the counts, "
+    "the money, then every mailbox affected).",
+)
 def diff(
     config: Path,
     old: Path | None,
