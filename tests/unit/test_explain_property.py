@@ -14,7 +14,7 @@ from renewd.core.model import Mailbox
 from renewd.plan.evaluate import Evaluator
 from renewd.plan.explain import ACTS, NO, SUPERSEDED, explain
 from renewd.policy.loader import load_policy
-from unit.test_prefilter import mailboxes, policies
+from strategies import mailboxes, policies
 
 from support import ROOT, TODAY
 
