@@ -153,7 +153,8 @@ class Evaluator:
         """One account's mailboxes in the plan's order, each with the money it could count on,
         its decisions, and what it did to the purse: a renewal made spends its fee, one still to
         come before a later mailbox's promises it (`plan`; `explain` shows it)."""
-        members = sorted(members, key=_order)
+        if len(members) > 1:
+            members = sorted(members, key=_order)
         unseen = history.unseen_debits(members[0].account_id)
         turns = []
         if disputed:
@@ -295,7 +296,17 @@ class Evaluator:
         return False
 
     def _possible_in(self, mailbox: Mailbox, window: Window) -> bool:
-        return any(self._possible_on(mailbox, day) for day in window.days)
+        """Whether some rule has a step for the mailbox on one of the window's days."""
+        if self.exhaustive:
+            return True
+        steps, domain_steps = self._expiry_steps, self._domain_steps
+        expires, domain = mailbox.expires_on, mailbox.domain_expires_on
+        for day in window.days:
+            if (day - expires).days in steps:
+                return True
+            if domain is not None and (day - domain).days in domain_steps:
+                return True
+        return False
 
     def _possible_on(self, mailbox: Mailbox, day: date) -> bool:
         if self.exhaustive or (day - mailbox.expires_on).days in self._expiry_steps:
