@@ -220,23 +220,34 @@ def _settle(
     group: list[Mailbox], old: _Side, new: _Side, replayed: set[str]
 ) -> tuple[list[Change], tuple[Tally, Tally]]:
     """The group's changes, in order, and each policy's tally; a mailbox not played again under
-    the new policy does under it exactly what it does under the old one."""
+    the new policy does under it exactly what it does under the old one (counted once, for
+    both), and one whose decisions are equal, in the same order, takes the same actions."""
     changes: list[Change] = []
     tallies = (Tally(), Tally())
+    same = Tally()
     for mailbox in group:
         before = old.of(mailbox.mailbox_id)
-        after = new.of(mailbox.mailbox_id) if mailbox.mailbox_id in replayed else before
-        if after is not before:
+        if mailbox.mailbox_id not in replayed:
+            _count(same, mailbox, *before)
+            continue
+        after = new.of(mailbox.mailbox_id)
+        if after[0] != before[0]:
             old_acts, new_acts = (sorted(Act.of(d) for d in side[0]) for side in (before, after))
             if old_acts != new_acts:
                 changes.append(_change(mailbox, old_acts, new_acts))
-        for tally, (taken, lapsed) in zip(tallies, (before, after), strict=True):
-            for decision in taken:
-                tally.take(decision)
-            for day in lapsed:
-                tally.lapse(day, mailbox)
+        for tally, side in zip(tallies, (before, after), strict=True):
+            _count(tally, mailbox, *side)
+    for tally in tallies:
+        tally.add(same)
     changes.sort(key=lambda c: (c.first_day, c.mailbox_id))
     return changes, tallies
+
+
+def _count(tally: Tally, mailbox: Mailbox, taken: list[Decision], lapsed: list[date]) -> None:
+    for decision in taken:
+        tally.take(decision)
+    for day in lapsed:
+        tally.lapse(day, mailbox)
 
 
 def _touched(world: World, day: date, reach: Reach) -> set[str]:
