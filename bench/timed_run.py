@@ -5,10 +5,12 @@
 It calls the same library function as the `run` command (`renewd.act.run.run_day`, with the lock,
 the ledger upgrade and the run record) and only wraps, from the outside, the functions that
 mark its phases: planning (`plan_day`), checking what earlier runs left open (`_revalidate`),
-writing the plan (`Ledger.record_plan`) and the executor (`Executor.run`: charges, deletions,
-rendering, sending, the ledger updates); it also counts and times the executor's commits of
-outbox marks (`Ledger.mark_many`, in its writer thread). `--profile` runs cProfile around the
-executor alone. Nothing in renewd is changed; the wrappers only read the clock.
+writing the plan (`Ledger.record_plan`) and the executor (`Executor.run`), itself split into
+charges, deletions and messages (rendering, sending, the ledger updates); it also counts and
+times the executor's commits of outbox claims and outcomes (`Ledger.mark_many`, in its writer
+thread). `total` is the wall time from the interpreter's start, `peak_rss_mb` the process's
+largest resident set. `--profile` runs cProfile around the executor alone. Nothing in renewd is
+changed; the wrappers only read the clock.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -45,6 +48,21 @@ def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         start, start_cpu = time.perf_counter(), time.process_time()
         try:
             return function(*args, **kwargs)
+        finally:
+            phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
+            cpu[name] = cpu.get(name, 0.0) + time.process_time() - start_cpu
+
+    return wrapper
+
+
+def timed_async(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """The executor's phases are coroutines: time each from its start to its end."""
+
+    @functools.wraps(function)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        try:
+            return await function(*args, **kwargs)
         finally:
             phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
             cpu[name] = cpu.get(name, 0.0) + time.process_time() - start_cpu
@@ -79,6 +97,9 @@ def main() -> None:
     setattr(runner, "_revalidate", timed("revalidate", runner._revalidate))  # noqa: B010
     setattr(Ledger, "record_plan", timed("record_plan", Ledger.record_plan))  # noqa: B010
     setattr(Ledger, "mark_many", counted(Ledger.mark_many))  # noqa: B010
+    for phase in ("charges", "deletions", "messages"):
+        method = getattr(Executor, f"_{phase}")
+        setattr(Executor, f"_{phase}", timed_async(phase, method))
     original = Executor.run
     deliver: Callable[..., Any] = original
     if args.profile:
@@ -103,6 +124,7 @@ def main() -> None:
         config, policy, config.snapshot_for(args.day), args.day
     )
     phases["imports"] = IMPORTED - STARTED
+    phases["total"] = time.perf_counter() - STARTED
     print(
         json.dumps(
             {
@@ -113,6 +135,7 @@ def main() -> None:
                 "phases": phases,
                 "cpu": cpu,
                 "commits": commits,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }
         )
     )

@@ -124,6 +124,20 @@ class Project:
         path.write_text(CSV_HEADER + "".join(row + "\n" for row in rows), encoding="utf-8")
         return path
 
+    def export_again(self, day: date | None = None) -> Path:
+        """The next day's export of the same data: one more mailbox (a new signup, far from any
+        step), so the file differs as real daily exports do. The deletion guard counts only
+        sightings in an earlier, different snapshot."""
+        name = self.snapshot_name.replace("{date}", day.isoformat()) if day else self.snapshot_name
+        path = self.root / name
+        self.exports = getattr(self, "exports", 0) + 1
+        with path.open("a", encoding="utf-8") as out:
+            out.write(
+                csv_row(f"signup-{self.exports}", TODAY + timedelta(days=200), edition="free")
+                + "\n"
+            )
+        return path
+
     def cli(
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from renewd.act.preflight import check
+from renewd.core.errors import UnusableFile
 from renewd.delivery.templating import sms_segments
 
 from support import ROOT
@@ -206,9 +207,11 @@ def test_config_typo_and_bad_values(project: Path) -> None:
     ]
 
 
-def test_missing_config(tmp_path: Path) -> None:
-    [problem] = check(tmp_path / "nope.yaml")
-    assert "config file not found" in str(problem) and "--config" in str(problem)
+def test_missing_config_cannot_be_checked(tmp_path: Path) -> None:
+    """Nothing in it could be read: `check` exits 2 like every command, not 1 (a finding)."""
+    with pytest.raises(UnusableFile) as raised:
+        check(tmp_path / "nope.yaml")
+    assert "config file not found" in str(raised.value) and "--config" in str(raised.value)
 
 
 def test_template_syntax_error_points_into_the_template(project: Path) -> None:

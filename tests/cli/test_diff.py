@@ -17,7 +17,9 @@ from click.testing import CliRunner, Result
 
 from renewd.cli.main import main
 from renewd.config.load import load_config
+from renewd.core.meter import Meter
 from renewd.plan import day as day_module
+from renewd.plan.diff import compare
 from renewd.plan.simulate import Simulation
 from renewd.policy.loader import load_policy, policy_files
 
@@ -182,6 +184,18 @@ def test_money_per_month_is_what_each_policy_charges(tmp_path: Path) -> None:
         }
         assert shown == {k: v for k, v in charged.items() if v}, side
     assert found["summary"][0]["different"] is True
+
+
+def test_a_diff_moves_its_meter_to_the_last_mailbox(tmp_path: Path) -> None:
+    """What a terminal's progress bar shows: the rows read, then the mailboxes simulated."""
+    config = load_config(ROOT / "config.example.yaml")
+    new = rules(tmp_path, "new", ("days_before: 3\n", "days_before: 5\n"))
+    old_policy, new_policy = (load_policy(policy_files(f)) for f in (ROOT / "rules", new))
+    meter = Meter()
+    result = compare(config, old_policy, new_policy, SNAPSHOT, START, END, meter)
+    result.close()
+    assert meter.stage == "simulating"
+    assert meter.totals() == (result.simulated, result.simulated)
 
 
 def test_a_diff_in_parts_on_two_processes_is_the_diff_whole(

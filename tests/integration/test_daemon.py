@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -145,7 +146,7 @@ def test_serve_does_the_days_work_and_reports_health_and_metrics(
     assert 'renewd_sends_total{channel="email",outcome="sent"} 1.0' in metrics
     assert "renewd_outbox_depth 0.0" in metrics
     status_lines = project.cli("status").stdout
-    assert "last run: 1 for 2026-12-01 done" in status_lines and "daemon: healthy" in status_lines
+    assert "last run: 1 for 2026-12-01 done" in status_lines and "daemon: ok" in status_lines
     assert daemon.stop() == 0
 
 
@@ -356,3 +357,91 @@ def test_systemd_hears_ready_status_and_watchdog(tmp_path: Path, served: list[Se
         while "STOPPING=1" not in heard:
             heard.append(listener.recv(4096).decode())
     assert any("STATUS=last run 2026-12-01 done; outbox 0" in h for h in heard)
+
+
+# -- health verdicts, progress under serve -----------------------------------------------------
+
+
+def test_health_is_degraded_by_a_held_run_and_a_refused_reload_and_failing_by_a_failed_run(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    port = free_port()
+    project = daemon_project(tmp_path, port, rules=rules)
+    project.snapshot(csv_row("mb-old", DAY - timedelta(days=30)), day=DAY)  # first sight: held
+    daemon = Served(project, "2026-12-01T10:00:00+08:00")
+    served.append(daemon)
+    daemon.expect("run 1 for 2026-12-01 held")
+    status, body = get(port, "/healthz")
+    health = json.loads(body)
+    assert status == 200 and health["status"] == "degraded"
+    assert health["problems"] == [
+        "the last run held deletions or deductions back: 1 deletion: first sight: renewd has not "
+        "seen this mailbox expired on an earlier run of another snapshot (mb-old); the full list: "
+        "renewd runs --show 1"
+    ]
+    policy = rules / "lifecycle.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8") + "bogus: 1\n", encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    daemon.expect("keeping policy")
+    health = json.loads(get(port, "/healthz")[1])
+    assert health["status"] == "degraded" and len(health["problems"]) == 2
+    assert health["problems"][0].startswith("a reload was refused (1 problem)")
+    assert "daemon: degraded: a reload was refused" in project.cli("status").stdout
+    (tmp_path / "snapshots" / "mailboxes-2026-12-01.csv").write_bytes(b"\0\0binary")
+    daemon.signal(signal.SIGUSR1)
+    daemon.expect("run for 2026-12-01 failed")
+    status, body = get(port, "/healthz")
+    health = json.loads(body)
+    assert status == 503 and health["status"] == "failing" and not health["healthy"]
+    assert health["problems"][0].startswith("the last run failed: ")
+    assert "daemon: failing: the last run failed" in project.cli("status").stdout
+    assert daemon.stop() == 0
+
+
+def test_a_long_run_shows_its_progress_in_status_metrics_and_the_log(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    """Counters move as each message goes, not when the run ends; systemd's STATUS= says how
+    far the sending is; a progress line is logged at the configured interval."""
+    with SmtpPeer(tmp_path) as smtp:
+        port = free_port()
+        project = daemon_project(
+            tmp_path,
+            port,
+            email=smtp.settings(connections=1, timeout=5),
+            serving=", progress_seconds: 0.5",
+        )
+        project.snapshot(
+            *(csv_row(f"delay-{n}", DAY + timedelta(days=30), phone="") for n in range(12)),
+            day=DAY,
+        )
+        address = str(tmp_path / "notify.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+            listener.bind(address)
+            listener.settimeout(30)
+            env = {"RENEWD_TEST_SMTP_PASSWORD": PASSWORD, "NOTIFY_SOCKET": address}
+            daemon = Served(project, "2026-12-01T10:00:00+08:00", env)
+            served.append(daemon)
+            assert smtp.handler.wait_for(3, 30)
+            metrics = get(port, "/metrics")[1]
+            sent = next(
+                float(line.split()[-1])
+                for line in metrics.splitlines()
+                if line.startswith('renewd_sends_total{channel="email",outcome="sent"}')
+            )
+            assert 1 <= sent < 12, "the counter waited for the end of the run"
+            running = json.loads(get(port, "/healthz")[1])["running"]
+            assert running["day"] == "2026-12-01"
+            assert running["progress"].startswith("run for 2026-12-01: sending ")
+            status = ""
+            while not status.startswith("STATUS=run for 2026-12-01: sending"):
+                status = listener.recv(4096).decode()
+            assert status.endswith("/12 messages")
+            line = daemon.expect("progress: run for 2026-12-01: sending")
+            while "/s" not in line:  # the first line of a stage has no rate yet
+                line = daemon.expect("progress: run for 2026-12-01: sending")
+            assert re.search(r"sending \d+/12 messages \(\d+/s, about \d+ s left\)$", line)
+            daemon.expect("run 1 for 2026-12-01 done")
+            assert daemon.stop() == 0

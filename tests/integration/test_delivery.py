@@ -16,11 +16,12 @@ import yaml
 
 from peers.smtp import PASSWORD, SmtpPeer
 from peers.twilio import ACCOUNT, OK, TOKEN, TwilioPeer, twilio_settings
-from renewd.act.executor import Marks
+from renewd.act.pages import Marks
 from renewd.act.run import run_day
 from renewd.cli.options import load
 from renewd.delivery.senders.base import Outbound, Result, SendWindow, Status, email_message
 from renewd.delivery.senders.smtp import SmtpSender
+from renewd.state.claims import Mark, Tenure
 from renewd.state.ledger import Ledger
 
 from support import Project, csv_row
@@ -322,10 +323,10 @@ def test_a_ledger_error_while_sending_fails_the_run_and_loses_nothing(
     calls = itertools.count(1)
     real = Ledger.mark_many
 
-    def failing(self: Ledger, changes: Any) -> None:
+    def failing(self: Ledger, changes: Any, tenure: Any) -> Any:
         if next(calls) == 4:
             raise OSError("disk full")
-        real(self, changes)
+        return real(self, changes, tenure)
 
     monkeypatch.setattr(Ledger, "mark_many", failing)
     outcome: list[BaseException] = []
@@ -353,10 +354,10 @@ def test_a_stopped_ledger_writer_releases_the_slots_waiting_for_it() -> None:
     end, or the run never does."""
 
     async def scenario() -> None:
-        marks = Marks(Ledger.__new__(Ledger))  # never reached: nothing is committed here
+        marks = Marks(Ledger.__new__(Ledger), Tenure(1, 1))  # never reached: nothing is committed
         writer = asyncio.create_task(marks.write())
         await asyncio.sleep(0)  # let the writer start waiting for work
-        queued = marks.submit([(1, "sending", {})])
+        queued = marks.submit([Mark(1, "sending", 0)])
         writer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await marks.wait(queued)

@@ -68,6 +68,7 @@ def last_run(port: int) -> dict[str, Any]:
 
 
 def project_with_listener(tmp_path: Path, port: int) -> Project:
+    (tmp_path / "tpl").mkdir(exist_ok=True)  # the override folder the config names must exist
     serving = (
         f"serve: {{listen: '127.0.0.1:{port}', run_at: '02:00', snapshot_deadline: '08:00'}}\n"
     )
@@ -87,7 +88,6 @@ def test_a_runaway_template_is_refused_on_reload_and_fails_only_its_message(
 ) -> None:
     port = free_port()
     project = project_with_listener(tmp_path, port)
-    (tmp_path / "tpl").mkdir()
     project.snapshot(csv_row("mb-1", DAY + timedelta(days=30)), day=DAY)
     daemon = serve(project)
     try:

@@ -196,14 +196,16 @@ def test_a_pending_deletion_is_dropped_once_the_mailbox_was_renewed(tmp_path: Pa
     """A deletion left open by a provisioning outage is not carried out once the snapshot shows
     the mailbox renewed."""
     project = Project(tmp_path, extra=f"provisioning: {http(dead_url(), timeout=1)}\n")
-    project.snapshot(csv_row("mb-1", days(-29)))
+    other = csv_row("mb-other", days(200), phone="")
+    project.snapshot(csv_row("mb-1", days(-29)), other)
     assert project.run(DAY).returncode == 0  # seen expired (D+29)
-    project.snapshot(csv_row("mb-1", days(-29)))
+    new = csv_row("mb-new", days(300), phone="")
+    project.snapshot(csv_row("mb-1", days(-29)), other, new)
     result = project.run(days(1))  # D+30: provisioning is down, the deletion stays open
     assert "delete:retry" in result.stdout, result.stdout
     with BackendPeer(default="deleted") as peer:
         project = Project(tmp_path, extra=f"provisioning: {http(peer.url, timeout=1)}\n")
-        project.snapshot(csv_row("mb-1", days(-29 + 365)))  # support renewed it by hand
+        project.snapshot(csv_row("mb-1", days(-29 + 365)), other, new)  # renewed by hand
         assert project.run(days(2)).returncode == 0
     assert peer.effects == {}, "a renewed mailbox was deleted from a days-old decision"
 

@@ -8,6 +8,8 @@ and start runs side by side, then count what the billing and SMTP peers really r
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -16,10 +18,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from peers.backend import BackendPeer
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
+from renewd.state.lock import RunLock
 
 from support import (
     Project,
@@ -45,14 +49,16 @@ class Runs:
     def __init__(self) -> None:
         self.started: list[subprocess.Popen[str]] = []
 
-    def start(self, project: Project, day: date, *args: str) -> subprocess.Popen[str]:
+    def start(
+        self, project: Project, day: date, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         command = [str(Path(sys.executable).parent / "renewd"), "run", "--date", day.isoformat()]
         process = subprocess.Popen(
             [*command, *args, "--config", str(project.config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "RENEWD_TEST_SMTP_PASSWORD": PASSWORD},
+            env={**os.environ, "RENEWD_TEST_SMTP_PASSWORD": PASSWORD, **(env or {})},
         )
         self.started.append(process)
         return process
@@ -64,7 +70,7 @@ def runs() -> Iterator[Runs]:
     yield started
     for process in started.started:
         if process.poll() is None:
-            process.kill()
+            process.kill()  # SIGKILL ends a stopped (held) process too
         process.communicate()
 
 
@@ -99,6 +105,7 @@ def test_while_one_run_works_a_second_is_refused_and_one_that_waits_finds_nothin
         refused = project.run(DAY)
         assert refused.returncode == 75, refused.stdout + refused.stderr
         assert BUSY in refused.stderr
+        assert f"held by host {socket.gethostname()} pid {first.pid}" in refused.stderr
         waiting = runs.start(project, DAY, "--wait", "60")
         until(lambda: lock_attempts(project) >= 2, "the waiting run tried the lock")
         assert waiting.poll() is None
@@ -189,3 +196,76 @@ def test_a_run_that_loses_its_lock_mid_delivery_stops_and_says_so(
         assert run.returncode == 75, err
         assert BUSY in err
         assert_stopped_midway(project, len(smtp.handler.messages), 20)
+
+
+def held(process: subprocess.Popen[str]) -> bool:
+    """The process stopped itself at its hold point (RENEWD_HOLD_AT): state T in /proc."""
+    with open(f"/proc/{process.pid}/stat", encoding="ascii") as stat:
+        return stat.read().rpartition(")")[2].split()[0] == "T"
+
+
+def test_a_run_cut_off_from_the_ledger_repeats_at_most_what_it_had_in_flight(
+    tmp_path: Path, postgres: Postgres, runs: Runs
+) -> None:
+    """Run A is frozen after its 10th commit of claims and outcomes, messages out; its lock
+    session is ended; run B takes the ledger and does the day; then A goes on, still believing
+    it holds the ledger. A claims nothing more: the messages repeated are at most what A had in
+    flight (two per sending slot), A exits 75 and its record says it lost the ledger, with what
+    it did. (Frozen between commits: a process frozen inside a transaction holds its row locks,
+    and PostgreSQL's idle_in_transaction_session_timeout is what frees them.)"""
+    connections, total = 2, 150
+    with SmtpPeer(tmp_path) as smtp:
+        project = Project(
+            tmp_path,
+            email=smtp.settings(connections=connections, timeout=5),
+            ledger=postgres.database(),
+        )
+        project.snapshot(*(csv_row(f"mb-{n:03d}", days(30), phone="") for n in range(total)))
+        a = runs.start(project, DAY, env={"RENEWD_HOLD_AT": "after-commit#10"})
+        until(lambda: held(a), "run A held after its 10th commit")
+        end_session(project, lock_session(project))  # a DBA, a restart, a dropped connection
+        b = runs.start(project, DAY)
+        out, err = b.communicate(timeout=120)
+        assert b.returncode == 0, out + err
+        a.send_signal(signal.SIGCONT)
+        _, err = a.communicate(timeout=60)
+        assert a.returncode == 75, err
+        assert "another renewd took the ledger" in err
+
+    sent = Counter(str(m["To"]) for m in smtp.handler.messages)
+    assert set(sent) == {f"mb-{n:03d}@example.cn" for n in range(total)}, "a message was lost"
+    repeats = sum(sent.values()) - total
+    print(f"\nrepeats: {repeats} (bound {2 * connections}); {len(smtp.handler.messages)} sent")
+    assert repeats <= 2 * connections, f"{repeats} messages went out twice"
+    records = project.cli("runs").stdout.splitlines()
+    a_record = next(line for line in records if line.split()[:1] == ["1"])
+    b_record = next(line for line in records if line.split()[:1] == ["2"])
+    assert " lost " in a_record and "notify:email:sent=" in a_record, a_record
+    assert " done " in b_record, b_record
+    assert project.scalar("SELECT count(*) FROM actions WHERE state <> 'done'") == 0
+
+
+KEEPALIVE = {
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "4",
+    "tcp_user_timeout": "40000",
+}
+
+
+def test_the_lock_session_probes_its_client_so_a_dead_host_frees_the_lock(
+    tmp_path: Path, postgres: Postgres
+) -> None:
+    """The server's side of the lock session sends TCP keepalives after 10 s of silence (4
+    probes, 5 s apart) and gives up on unacknowledged data after 40 s: the lock of a host that
+    died is freed within about a minute, not after the kernel's two hours."""
+    project = Project(tmp_path, ledger=postgres.database())
+    ledger = project.ledger()
+    try:
+        with RunLock(ledger.engine) as lock:
+            session = lock._connection
+            assert session is not None
+            shown = {name: session.execute(text(f"SHOW {name}")).scalar() for name in KEEPALIVE}
+    finally:
+        ledger.close()
+    assert shown == KEEPALIVE

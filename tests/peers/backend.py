@@ -1,7 +1,9 @@
 """A billing/provisioning peer over real HTTP on loopback, with a script of answers per mailbox.
 
 It behaves like a correct idempotent backend: a request whose Idempotency-Key it has acted on
-gets the same answer again and no second effect. `effects` is what it really did.
+gets the same answer again and no second effect, and every answer echoes the key (the body it
+was sent is in it). `effects` is what it really did; `connections` counts TCP connections
+(HTTP/1.1 keep-alive: a client that reuses its connection opens one).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class BackendPeer:
         self.script: defaultdict[str, list[str]] = defaultdict(list)
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.effects: dict[str, dict[str, Any]] = {}
+        self.connections = 0
         self.lock = threading.Lock()
         self.counted = threading.Condition(self.lock)
         self.release = threading.Event()
@@ -70,6 +73,13 @@ class BackendPeer:
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with peer.lock:
+                    peer.connections += 1
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 status, payload, delay = peer.answer(self.headers["Idempotency-Key"], body)

@@ -1,9 +1,11 @@
 """The executor: applies the outbox. Charges, then deletions, then messages; each outcome recorded.
 
-Every effect runs from a ledger row that was written before it, and records its outcome after.
-A crash in between leaves the row open and the next run finishes it: charges and deletions carry
-an idempotency key, so repeating them is safe; a message sent but not yet recorded may be sent
-twice, at most two per sender slot (see `_slot`).
+Every effect runs from a ledger row that was written before it and claimed (a compare-and-set,
+fenced by the ledger's epoch: `state/claims.py`) before it is tried, and records its outcome
+after. A crash in between leaves the row open and the next run finishes it: charges and
+deletions carry an idempotency key, so repeating them is safe; a message sent but not yet
+recorded may be sent twice, at most two per sender slot (see `_slot`), after a crash or by a
+run that lost the ledger to another.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,14 +24,18 @@ from sqlalchemy import RowMapping
 
 from renewd.act.backends.base import Billing, Charge, Provisioning, Removal, TransientError
 from renewd.act.faults import crash_point
+from renewd.act.pages import PAGE, Marks, Pending
+from renewd.core.batching import batched
 from renewd.delivery.senders.base import Outbound, Result, Sender, SendWindow, Status
 from renewd.delivery.templating import Renderer
+from renewd.state.claims import Mark, Tenure
 from renewd.state.ledger import Ledger
+from renewd.state.lock import LockWatch
 
 MAX_ATTEMPTS = 8
-PAGE = 1000  # outbox rows read at a time
-GATHER_SECONDS = 0.001  # how long a commit no slot is waiting for waits for more changes
-Change = tuple[int, str, dict[str, Any]]  # an outbox row's id, its new state, other columns
+
+
+Job = tuple[RowMapping, Outbound]  # an outbox row, and its message rendered
 
 
 class Executor:
@@ -52,31 +58,75 @@ class Executor:
         self.now = now or datetime.now(UTC)
         self.counts: Counter[str] = Counter()
         self.skip: set[int] = set()
-        self.marks = Marks(ledger)
+        self.tenure = Tenure(0, 0)
+        self.marks = Marks(ledger, self.tenure)
         self.stopping = threading.Event()
         self.progress: Callable[[], None] = _nothing
+        self.watch: LockWatch | None = None
         self.stopped: dict[str, str] = {}
+        self.lost = ""
 
-    def run(self, skip: set[int] | None = None) -> Counter[str]:
+    def run(self, tenure: Tenure, skip: set[int] | None = None) -> Counter[str]:
         """Work through every open row of the outbox, this run's and any left by an earlier one,
         except those `skip` names (their mailbox's row is unusable today, or the run holds them).
         """
+        self.tenure = tenure
         self.skip = skip or set()
-        self._charges()
-        self._deletions()
-        asyncio.run(self._messages())
+        asyncio.run(self._all())
         return self.counts
+
+    async def _all(self) -> None:
+        try:
+            await self._charges()
+            await self._deletions()
+            await self._messages()
+        finally:
+            for backend in (self.billing, self.provisioning):
+                with contextlib.suppress(Exception):  # closing a pool: nothing left to lose
+                    await backend.close()
 
     def _open(self, kind: str) -> Pending:
         return Pending(self.ledger, kind, None, self.skip)
 
-    def _charges(self) -> None:
+    def _halted(self, name: str) -> bool:
+        return name in self.stopped or self.stopping.is_set()
+
+    def _fenced(self) -> None:
+        """A claim found the ledger taken by another renewd: stop after what is in flight."""
+        if not self.lost:
+            self.lost = (
+                "another renewd took the ledger while this run worked (its lock session had "
+                "ended); stopped after the effects in flight"
+            )
+        if self.watch is not None:
+            self.watch.cut_off(self.lost)
+        self.stopping.set()
+
+    def _claim(self, action: RowMapping) -> bool:
+        """Claim a charge or deletion before asking for it; False if it is not ours to do."""
+        claimed = self.ledger.claim_one(action, self.tenure)
+        if claimed is None:
+            self._fenced()
+        return bool(claimed)
+
+    def _unavailable(self, name: str, action: RowMapping, exc: TransientError) -> Mark:
+        """The effect stays open for the next run; the backend rests for this one, since the next
+        request would fare no better (down, slow, redirecting, lying), and the operator is told.
+        """
+        self.stopped[name] = str(exc)
+        kind = action["kind"]
+        self.counts[f"{kind}:retry"] += 1
+        return Mark(
+            action["id"], "pending", action["attempts"] + 1, {"error": str(exc)}, f"{kind}:retry"
+        )
+
+    async def _charges(self) -> None:
         for action in self._open("deduct"):
             self.progress()
-            if self.stopping.is_set():
+            if self._halted("billing"):
                 return
             order = self.ledger.order_for(action["mailbox_id"], action["cycle"])
-            if order is None or order["state"] != "pending":
+            if order is None or order["state"] != "pending" or not self._claim(action):
                 continue
             charge = Charge(
                 idempotency_key=order["idempotency_key"],
@@ -88,48 +138,65 @@ class Executor:
                 period_to=order["period_to"],
             )
             try:
-                outcome = self.billing.charge(charge)
+                outcome = await self.billing.charge(charge)
             except TransientError as exc:
-                self.ledger.mark(action["id"], "pending", error=str(exc))
-                self.counts["deduct:retry"] += 1
+                self.ledger.mark_many([self._unavailable("billing", action, exc)], self.tenure)
                 continue
             crash_point("after-charge")
-            # A refusal for good (400, an unreadable answer) is not renewal: tell the customer, as
-            # for a decline, so they can renew by hand in time.
+            # A refusal for good (400, 422) is not renewal: tell the customer, as for a decline,
+            # so they can renew by hand in time.
             state = outcome.status if outcome.status in ("charged", "declined") else "failed"
-            self.ledger.settle_order(
-                action["id"], order["id"], state, outcome.reference, outcome.error
+            error = outcome.error or ("declined by billing" if state == "declined" else "")
+            mark = Mark(
+                action["id"],
+                "done" if state == "charged" else "failed",
+                action["attempts"] + 1,
+                {"provider_id": outcome.reference, "error": error},
+                f"deduct:{state}",
             )
-            self.counts[f"deduct:{state}"] += 1
+            if self.ledger.settle_order(mark, order["id"], state, self.tenure):
+                self.counts[f"deduct:{state}"] += 1
 
-    def _deletions(self) -> None:
+    async def _deletions(self) -> None:
         for action in self._open("delete"):
             self.progress()
-            if self.stopping.is_set():
+            if self._halted("provisioning"):
                 return
             mailbox_id, cycle = action["mailbox_id"], action["cycle"]
-            self.ledger.deletion_requested(action["id"], mailbox_id, cycle, self.provisioning.name)
+            claimed = self.ledger.claim_deletion(action, self.provisioning.name, self.tenure)
+            if not claimed:
+                if claimed is None:
+                    self._fenced()
+                continue
             key = f"renewd:delete:{mailbox_id}:{cycle.isoformat()}"
             removal = Removal(key, action["account_id"], mailbox_id, cycle)
             try:
-                outcome = self.provisioning.delete(removal)
+                outcome = await self.provisioning.delete(removal)
             except TransientError as exc:
-                self.ledger.mark(action["id"], "pending", error=str(exc))
-                self.counts["delete:retry"] += 1
+                mark = self._unavailable("provisioning", action, exc)
+                self.ledger.mark_many([mark], self.tenure)
                 continue
             crash_point("after-delete")
             ok = outcome.status == "deleted"
-            self.ledger.deletion_settled(
-                action["id"], mailbox_id, cycle, ok, outcome.reference, outcome.error
+            done = "done" if ok else "failed"
+            mark = Mark(
+                action["id"],
+                done,
+                action["attempts"] + 1,
+                {"provider_id": outcome.reference, "error": outcome.error},
+                f"delete:{done}",
             )
-            self.counts[f"delete:{'done' if ok else 'failed'}"] += 1
+            if self.ledger.deletion_settled(mark, mailbox_id, cycle, self.tenure):
+                self.counts[f"delete:{done}"] += 1
 
     async def _messages(self) -> None:
+        if self.stopping.is_set():
+            return
         channels = {
             name: Pending(self.ledger, "notify", name, self.skip)
             for name in self.ledger.open_channels()
         }
-        self.marks = Marks(self.ledger)
+        self.marks = Marks(self.ledger, self.tenure)
         writer = asyncio.create_task(self.marks.write())
         try:
             async with asyncio.TaskGroup() as group:  # one failing channel stops the others
@@ -146,11 +213,13 @@ class Executor:
         """Send one channel's messages with as many at a time as its sender allows."""
         sender = self.senders.get(channel)
         if sender is None:  # nothing could ever send these: say so once, keep nothing open
-            for action in rows:
-                self.ledger.mark(
-                    action["id"], "failed", error=f"no sender is configured for {channel}"
+            error = {"error": f"no sender is configured for {channel}"}
+            for page in batched(rows, PAGE):
+                count = f"notify:{channel}:no-sender"
+                self.counts[count] += len(page)
+                await self.marks.commit(
+                    [Mark(a["id"], "failed", a["attempts"], error, count) for a in page]
                 )
-                self.counts[f"notify:{channel}:no-sender"] += 1
             return
         window = self.windows.get(channel)
         if window is not None and not window.open_at(self.now):
@@ -165,47 +234,66 @@ class Executor:
                 group.create_task(self._slot(sender, channel, rows))
 
     async def _slot(self, sender: Sender, channel: str, rows: Pending, limit: int = 0) -> None:
-        """One sending slot: sends messages one at a time, each marked as being sent first.
+        """One sending slot: sends messages one at a time, each claimed first.
 
-        While a message is out, the next one's mark (with this slot's previous outcome) is
+        While a message is out, the claim of the next one (with this slot's previous outcome) is
         being committed, so the wait for the disk overlaps the wait for the peer. At any moment
         a slot has at most two messages sent and not recorded: the one out, and the one before.
+        A claim another renewd won is passed over; a claim refused because another renewd took
+        the ledger stops the run.
         """
-        job, claim = self._take(channel, rows)
-        await self.marks.commit(claim)
-        owed: list[Change] = []
+        owed: list[Mark] = []
+        job: Job | None = None
         sent = 0
-        while job is not None:
+        while True:
+            if job is None:  # nothing claimed yet: claim one before anything goes out
+                job, claim = self._take(channel, rows)
+                taken = await self.marks.commit(owed + claim)
+                owed = []
+                if job is None:
+                    return
+                job = self._if_claimed(job, taken)
+                continue
             action, message = job
             sent += 1
-            job, claim = (None, []) if sent == limit else self._take(channel, rows)
+            following, claim = (None, []) if sent == limit else self._take(channel, rows)
             committing = self.marks.submit(owed + claim)
             try:
                 result = await self._deliver(sender, message)
             finally:
-                await self.marks.wait(committing)
+                taken = await self.marks.wait(committing)
             owed = [self._record(action, result)]
-            if job is not None and (channel in self.stopped or self.stopping.is_set()):
-                owed.append((job[0]["id"], "released", {}))  # claimed but never sent
-                job = None
-        await self.marks.commit(owed)
+            job = self._if_claimed(following, taken)
+            if following is None or self._halted(channel):
+                if job is not None:  # claimed but never sent: back to pending, attempt and all
+                    owed.append(Mark(job[0]["id"], "released", job[0]["attempts"] + 1))
+                await self.marks.commit(owed)
+                return
 
-    def _take(
-        self, channel: str, rows: Pending
-    ) -> tuple[tuple[RowMapping, Outbound] | None, list[Change]]:
+    def _if_claimed(self, job: Job | None, taken: frozenset[int] | None) -> Job | None:
+        if job is None:
+            return None
+        if taken is None:
+            self._fenced()
+            return None
+        return job if job[0]["id"] in taken else None
+
+    def _take(self, channel: str, rows: Pending) -> tuple[Job | None, list[Mark]]:
         """The next message to send, and the changes that claim it (and fail those that cannot
         be rendered); (None, ...) when the channel is done or stopping."""
-        changes: list[Change] = []
-        while rows and channel not in self.stopped and not self.stopping.is_set():
+        changes: list[Mark] = []
+        while rows and not self._halted(channel):
             action = rows.popleft()
             self.progress()
             try:
                 message = self._message(action)
             except Exception as exc:  # a template error is this message's failure, not the run's
-                self.counts[f"notify:{channel}:failed"] += 1
-                changes.append((action["id"], "failed", {"error": f"cannot render: {exc}"}))
+                count = f"notify:{channel}:failed"
+                self.counts[count] += 1
+                error = {"error": f"cannot render: {exc}"}
+                changes.append(Mark(action["id"], "failed", action["attempts"], error, count))
                 continue
-            changes.append((action["id"], "sending", {}))
+            changes.append(Mark(action["id"], "sending", action["attempts"]))
             return (action, message), changes
         return None, changes
 
@@ -217,15 +305,18 @@ class Executor:
         crash_point("after-send")
         return result
 
-    def _record(self, action: RowMapping, result: Result) -> Change:
+    def _record(self, action: RowMapping, result: Result) -> Mark:
         channel = action["channel"]
+        attempts = action["attempts"] + 1
         state = {Status.SENT: "done", Status.FAILED: "failed"}.get(result.status, "pending")
-        if state == "pending" and action["attempts"] + 1 >= MAX_ATTEMPTS:
+        if state == "pending" and attempts >= MAX_ATTEMPTS:
             state = "failed"
         if result.status is Status.STOP:
             self.stopped[channel] = result.error
-        self.counts[f"notify:{channel}:{result.status.value}"] += 1
-        return (action["id"], state, {"provider_id": result.provider_id, "error": result.error})
+        count = f"notify:{channel}:{result.status.value}"
+        self.counts[count] += 1
+        values = {"provider_id": result.provider_id, "error": result.error}
+        return Mark(action["id"], state, attempts, values, count)
 
     def _message(self, action: RowMapping) -> Outbound:
         payload: dict[str, Any] = json.loads(action["payload"])
@@ -240,39 +331,6 @@ class Executor:
         )
 
 
-class Pending:
-    """The open outbox rows of one kind (and channel), in id order, read a page at a time as
-    they are taken: a big day's outbox is never all in memory. Rows that turn open again
-    behind the page being read (a retry) wait for the next run, as they always have."""
-
-    def __init__(self, ledger: Ledger, kind: str, channel: str | None, skip: set[int]) -> None:
-        self._ledger = ledger
-        self._kind = kind
-        self._channel = channel
-        self._skip = skip
-        self._rows: deque[RowMapping] = deque()
-        self._after = 0
-        self._more = True
-
-    def __bool__(self) -> bool:
-        while not self._rows and self._more:
-            page = self._ledger.open_actions(self._kind, self._channel, self._after, PAGE)
-            self._more = len(page) == PAGE
-            if page:
-                self._after = page[-1]["id"]
-            self._rows.extend(row for row in page if row["id"] not in self._skip)
-        return bool(self._rows)
-
-    def __iter__(self) -> Iterator[RowMapping]:
-        while self:
-            yield self._rows.popleft()
-
-    def popleft(self) -> RowMapping:
-        if not self:
-            raise IndexError("no open rows left")
-        return self._rows.popleft()
-
-
 def _nothing() -> None:
     return None
 
@@ -283,65 +341,3 @@ def _first(failed: BaseExceptionGroup[BaseException]) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
-
-
-class Marks:
-    """Outbox state changes from all sending slots, committed together.
-
-    Each slot still waits for its own changes to be committed (a message is marked as being sent
-    before it leaves), but the slots share transactions: a commit (an fsync on SQLite) carries
-    several messages instead of one. A commit starts as soon as a slot waits for it, else
-    GATHER_SECONDS after its first change: a slot whose message is still out loses nothing by
-    that wait, and fewer commits leave more CPU for sending.
-    """
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.waiting: list[tuple[list[Change], asyncio.Future[None]]] = []
-        self.ready = asyncio.Event()
-        self.urgent = asyncio.Event()
-
-    def submit(self, changes: list[Change]) -> asyncio.Future[None]:
-        """Queue `changes`; the future is done once they are committed."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if changes:
-            self.waiting.append((changes, done))
-            self.ready.set()
-        else:
-            done.set_result(None)
-        return done
-
-    async def wait(self, done: asyncio.Future[None]) -> None:
-        """Returns once that commit is done; raises what stopped it."""
-        if any(queued is done for _, queued in self.waiting):
-            self.urgent.set()
-        await done
-
-    async def commit(self, changes: list[Change]) -> None:
-        await self.wait(self.submit(changes))
-
-    async def write(self) -> None:
-        try:
-            await self._write()
-        finally:  # no commit will come: whoever still waits for one stops waiting
-            for _, done in self.waiting:
-                done.cancel()
-
-    async def _write(self) -> None:
-        while True:
-            await self.ready.wait()
-            if not self.urgent.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.urgent.wait(), GATHER_SECONDS)
-            self.ready.clear()
-            self.urgent.clear()
-            batch, self.waiting = self.waiting, []
-            changes = [change for slot, _ in batch for change in slot]
-            try:
-                await asyncio.to_thread(self.ledger.mark_many, changes)
-            except Exception as exc:  # every waiting slot learns that its changes did not land
-                for _, done in batch:
-                    done.set_exception(exc)
-                continue
-            for _, done in batch:
-                done.set_result(None)

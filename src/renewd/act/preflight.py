@@ -5,15 +5,17 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from renewd.act.plugins import plugin
 from renewd.config.load import LISTEN_HINT, load_config, split_listen
 from renewd.config.model import Config
-from renewd.core.errors import Problem, ProblemsError
+from renewd.core.errors import Problem, ProblemsError, UnusableFile
 from renewd.delivery.messages import sample_decision, sample_mailbox, variables
 from renewd.delivery.senders.base import send_window
 from renewd.delivery.templating import PARTS, Renderer, TemplateError, sms_segments
@@ -26,12 +28,17 @@ from renewd.state.db import Database, LedgerError, database_url, sqlite_path
 def check(path: Path, serving: str = "") -> list[Problem]:
     """Every problem found, in file order; an empty list means the daemon would accept it all.
 
+    A config that cannot be read at all raises UnusableFile: there is nothing to check.
     `serving` is the address a running daemon already listens on (a reload): it is not
     probed, since the daemon itself holds it.
     """
     try:
         config = load_config(path)
         policy = load_policy(policy_files(config.rules))
+    except UnusableFile as exc:
+        if exc.problems[0].path == str(path):
+            raise
+        return exc.problems
     except ProblemsError as exc:
         return exc.problems
     try:
@@ -90,15 +97,27 @@ def backend_problems(config: Config) -> list[Problem]:
         try:
             plugin(kind, settings["backend"])(settings, config.base)
         except Exception as exc:  # any refusal of the settings is a config problem to show
-            problems.append(_problem(config, kind, _prefixed(kind, exc)))
+            problems.append(_settings_problem(config, settings, kind, exc))
     for channel, settings in config.senders.items():
         try:
             send_window(settings, channel)
             plugin("sender", settings["backend"])(settings, config.base, channel)
         except Exception as exc:  # same: the sender's own message says what is wrong
-            what = f"senders.{channel}"
-            problems.append(_problem(config, what, _prefixed(what, exc)))
+            problems.append(_settings_problem(config, settings, f"senders.{channel}", exc))
     return problems
+
+
+def _settings_problem(
+    config: Config, settings: dict[str, Any], what: str, exc: Exception
+) -> Problem:
+    """The problem on the line of the setting it names (else of `backend:`), when the config's
+    reader kept the lines (a LocatedMap); a backend's own message need not know them."""
+    message = str(exc) if str(exc).startswith(what) else f"{what}: {exc}"
+    lines: dict[str, int] = getattr(settings, "lines", {})
+    detail = re.split(r" \((?:did you mean|known:)", message.removeprefix(what))[0]
+    named = [lines[key] for key in settings if re.search(rf"\b{re.escape(key)}\b", detail)]
+    line = min(named) if named else lines.get("backend", getattr(settings, "line", 0))
+    return Problem(str(config.path), line, message)
 
 
 def ledger_problems(config: Config) -> list[Problem]:
@@ -160,7 +179,3 @@ def _renewd_answers(host: str, port: int) -> bool:
 
 def _problem(config: Config, key: str, message: str) -> Problem:
     return Problem(str(config.path), config.lines.get(key, 0), message)
-
-
-def _prefixed(what: str, exc: Exception) -> str:
-    return str(exc) if str(exc).startswith(what) else f"{what}: {exc}"

@@ -20,9 +20,12 @@ from zoneinfo import ZoneInfo
 from renewd.act.alerts import alert_once
 from renewd.act.executor import Executor
 from renewd.act.faults import crash_point
+from renewd.act.held import held_summary, note_held
+from renewd.act.metering import meter_effects, metered
 from renewd.act.plugins import plugin
 from renewd.config.model import Config
 from renewd.core.dates import add_months
+from renewd.core.meter import Meter
 from renewd.core.model import Decision, Kind, Mailbox, StepKey
 from renewd.core.money import Funds
 from renewd.delivery.messages import variables
@@ -32,6 +35,7 @@ from renewd.plan.day import DayResult, Part, plan_day
 from renewd.plan.guards import first_sight, mass_hold, open_row_verdict
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import taken_at
+from renewd.state.claims import Tenure
 from renewd.state.db import database_url
 from renewd.state.ledger import Ledger
 from renewd.state.lock import LockWatch, RunLock
@@ -39,7 +43,6 @@ from renewd.state.plans import PlannedStep
 from renewd.state.runs import SnapshotInfo
 
 HELD_EXIT = 3
-HELD_SHOWN = 10  # held steps named in an alert or a run record
 
 
 @dataclass
@@ -48,10 +51,12 @@ class RunReport:
     day: date
     status: str
     result: DayResult
-    held: list[str] = field(default_factory=list)
+    held: dict[str, list[str]] = field(default_factory=dict)  # reason: mailboxes (all: [])
+    held_steps: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped: dict[str, str] = field(default_factory=dict)
     written: int = 0
+    lost: str = ""
 
 
 def open_ledger(config: Config) -> Ledger:
@@ -66,12 +71,14 @@ def run_day(
     *,
     allow_mass_deletion: bool = False,
     wait: float = 0.0,
+    meter: Meter | None = None,
 ) -> RunReport:
     ledger = open_ledger(config)
     try:
         with RunLock(ledger.engine, wait) as lock:
             ledger.upgrade()
-            watch = LockWatch(lock, threading.Event())
+            ledger.take_ledger()
+            watch = LockWatch(lock, threading.Event(), retaken=ledger.take_ledger)
             report = run_locked(
                 config,
                 policy,
@@ -81,6 +88,8 @@ def run_day(
                 allow_mass_deletion=allow_mass_deletion,
                 stopping=watch.stopping,
                 progress=watch,
+                meter=meter,
+                watch=watch,
             )
             if watch.lost is not None:
                 raise watch.lost
@@ -99,18 +108,24 @@ def run_locked(
     allow_mass_deletion: bool = False,
     stopping: threading.Event | None = None,
     progress: Callable[[], None] | None = None,
+    meter: Meter | None = None,
+    watch: LockWatch | None = None,
 ) -> RunReport:
     """A run for a caller that holds the ledger lock (the daemon holds it for its whole life).
 
     `stopping` set from another thread or a signal handler ends the run after the effects in
-    flight; `progress` is called as effects happen (the daemon's watchdog).
+    flight; `progress` is called as effects happen (the daemon's watchdog); `meter` shows how
+    far the run got, for a progress display or the daemon's STATUS; `watch` learns when the
+    executor finds the ledger taken by another renewd.
     """
     executor = _executor(config, policy, ledger)
     if stopping is not None:
         executor.stopping = stopping
     if progress is not None:
         executor.progress = progress
-    return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion)
+    meter = meter or Meter()
+    executor.watch = watch
+    return _run(config, policy, ledger, executor, snapshot_path, day, allow_mass_deletion, meter)
 
 
 def _run(
@@ -121,35 +136,49 @@ def _run(
     snapshot_path: Path,
     day: date,
     allow_mass_deletion: bool,
+    meter: Meter,
 ) -> RunReport:
+    if not ledger.epoch:  # a caller that took the lock without taking the ledger with it
+        ledger.take_ledger()
     ledger.close_crashed_runs()
     run_id = ledger.start_run(day, _identity(snapshot_path), policy.digest)
+    tenure = Tenure(run_id, ledger.epoch)
+    read = (0, 0)  # rows read and rejected, once the snapshot has been read
     try:
-        result = plan_day(config, policy, snapshot_path, day, ledger, keep_parts=True)
+        result = plan_day(config, policy, snapshot_path, day, ledger, keep_parts=True, meter=meter)
+        read = (result.snapshot.rows_read, result.snapshot.rejected)
+        ledger.planned(run_id, *read)
         report = RunReport(run_id, day, "done", result)
         try:
             mass = "" if allow_mass_deletion else _mass(config, result, ledger.last_rows_read())
             holds = _holds(result, mass)
-            report.held += (
-                [mass] if mass else [f"{key.mailbox_id}: {why}" for key, why in holds.items()]
-            )
+            note_held(report, mass, holds)
             skip = _revalidate(
                 config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
             )
-            steps = _steps(config, policy, result, mass, holds)
+            meter.begin("writing the plan", "steps")
+            steps = metered(_steps(config, policy, result, mass, holds), meter)
             report.written = ledger.record_plan(
                 run_id, steps, _sighted(result), day, _began(result)
             )
         finally:
             result.close()  # the plan is in the ledger now: the executor works from there
         crash_point("after-plan")
-        report.outcomes = executor.run(skip)
+        meter_effects(meter, ledger, executor)
+        report.outcomes = executor.run(tenure, skip)
         report.stopped = dict(executor.stopped)
+        report.lost = _lost(executor)
         _alert_operators(config, ledger, report)
-        report.status = "held" if report.held else "done"
+        report.status = "lost" if report.lost else "held" if report.held else "done"
     except BaseException as exc:
         ledger.finish_run(
-            run_id, "failed", rows_read=0, rows_rejected=0, counts={}, rejected=[], message=str(exc)
+            run_id,
+            "failed",
+            rows_read=read[0],
+            rows_rejected=read[1],
+            counts=dict(tenure.counts),
+            rejected=[],
+            message=str(exc),
         )
         raise
     snapshot = result.snapshot
@@ -160,17 +189,22 @@ def _run(
         rows_rejected=snapshot.rejected,
         counts=dict(report.outcomes),
         rejected=[str(e) for e in snapshot.errors],
-        message=held_summary(report),
+        message=report.lost or (held_summary(report) if report.held else ""),
     )
     return report
 
 
-def held_summary(report: RunReport) -> str:
-    """What was held, short enough for an alert or a run record: thousands of mailboxes seen
-    for the first time would otherwise make one line of megabytes (the ledger has them all)."""
-    shown = "; ".join(report.held[:HELD_SHOWN])
-    more = len(report.held) - HELD_SHOWN
-    return f"{shown}; and {more} more held (renewd history MAILBOX)" if more > 0 else shown
+def _lost(executor: Executor) -> str:
+    """Why this run no longer holds the ledger, or "": a claim refused, or the lock's last check.
+
+    Asked once more at the end, so that a run cut off in its last second does not say `done`.
+    """
+    watch = executor.watch
+    if watch is not None and watch.lost is None and not executor.lost:
+        watch(0.0)
+    if watch is not None and watch.lost is not None:
+        return str(watch.lost)
+    return executor.lost
 
 
 def _alert_operators(config: Config, ledger: Ledger, report: RunReport) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from renewd.cli import diff_report
+from renewd.cli import diff_report, progress
 from renewd.cli.options import SNAPSHOT, cfg_snapshot, with_config
 from renewd.cli.report import row_errors
 from renewd.cli.revision import rules_at, shown
@@ -18,6 +18,7 @@ from renewd.cli.span import span, span_options
 from renewd.config.load import load_config
 from renewd.config.model import Config
 from renewd.core.errors import Problem, ProblemsError
+from renewd.core.meter import Meter
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
 
@@ -79,7 +80,9 @@ def diff(
         (old_policy, new_policy), names = policies(cfg, old, new, against, Path(folder))
         first, last = span(new_policy, start, end, days)
         path = snapshot or cfg_snapshot(cfg, first)
-        result = compare(cfg, old_policy, new_policy, path, first, last)
+        meter = Meter()
+        with progress.shown(meter):
+            result = compare(cfg, old_policy, new_policy, path, first, last, meter)
     try:
         if fmt == "jsonl":
             diff_report.write_jsonl(result, names, sys.stdout)

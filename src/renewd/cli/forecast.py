@@ -13,9 +13,11 @@ import click
 
 from renewd.cli.diff_report import amount
 from renewd.cli.options import SNAPSHOT, cfg_snapshot, load, with_config
+from renewd.cli.progress import shown
 from renewd.cli.report import row_errors, write_rows
 from renewd.cli.span import span, span_options
 from renewd.core.errors import RenewdError
+from renewd.core.meter import Meter
 from renewd.plan.forecast import Forecast
 from renewd.plan.tally import Key
 
@@ -59,7 +61,10 @@ def forecast(
     first, last = span(policy, start, end, days)
     from renewd.plan.forecast import forecast as simulate_and_count
 
-    result = simulate_and_count(cfg, policy, snapshot or cfg_snapshot(cfg, first), first, last)
+    meter = Meter()
+    with shown(meter):
+        path = snapshot or cfg_snapshot(cfg, first)
+        result = simulate_and_count(cfg, policy, path, first, last, meter)
     write_table(result, by or ("day" if len(result.days) <= 31 else "week"), sys.stdout)
     for line in row_errors(result.snapshot):
         click.echo(line, err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from renewd.cli import diff, explain, forecast, preview, records, work
+from renewd.cli import diff, explain, forecast, init, preview, records, work
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -14,6 +14,7 @@ def main() -> None:
 
 
 for command in (
+    init.init,
     work.check,
     preview.dry_run,
     preview.simulate,

@@ -20,14 +20,19 @@ from renewd.cli import report
 from renewd.config.load import config_path, load_config
 from renewd.config.model import Config
 from renewd.core.errors import LockBusy, RenewdError
-from renewd.core.model import Mailbox
+from renewd.core.model import Mailbox, RowError
 from renewd.plan.evaluate import DayPlan
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
-from renewd.snapshot.reader import Snapshot
+from renewd.snapshot.reader import Snapshot, Wanted
 
 F = TypeVar("F", bound=Callable[..., Any])
-BUSY_EXIT = 75  # EX_TEMPFAIL: another renewd holds the ledger; try again later
+# The exit codes every command follows (README, "Exit codes"): 0 done; 1 `check` found problems
+# in files it could read; 2 a file (or an argument) could not be used at all; 3 `run` held
+# deletions or deductions back (HELD_EXIT); 75 another renewd holds the ledger.
+PROBLEMS_EXIT = 1
+UNUSABLE_EXIT = 2
+BUSY_EXIT = 75  # EX_TEMPFAIL: try again later
 FORMAT = click.option(
     "--format",
     "fmt",
@@ -48,8 +53,25 @@ def day_option(text: str) -> Callable[[F], F]:
     return click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help=text)
 
 
+def reported(func: F) -> F:
+    """Errors a user caused print as they are, without a traceback, and exit with their code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LockBusy as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(BUSY_EXIT)
+        except RenewdError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(UNUSABLE_EXIT)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def with_config(func: F) -> F:
-    """The --config option every command shares; errors a user caused print without a traceback."""
+    """The --config option every command shares (and `reported`)."""
 
     @click.option(
         "--config",
@@ -58,15 +80,9 @@ def with_config(func: F) -> F:
         help="Config file [default: ./config.yaml, or $RENEWD_CONFIG].",
     )
     @functools.wraps(func)
+    @reported
     def wrapper(*args: Any, config_file: str | None, **kwargs: Any) -> Any:
-        try:
-            return func(*args, config=config_path(config_file), **kwargs)
-        except LockBusy as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(BUSY_EXIT)
-        except RenewdError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
+        return func(*args, config=config_path(config_file), **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -82,23 +98,34 @@ def today(policy: Policy) -> date:
 
 
 @contextlib.contextmanager
-def ledger_of(config: Path) -> Iterator[Ledger]:
-    from renewd.act.run import open_ledger
-
-    """The ledger named in the config, for reading; it must have been created by `run`."""
-    ledger = open_ledger(load_config(config))
+def ledger_of(cfg: Config) -> Iterator[Ledger | None]:
+    """The ledger named in the config, for reading only; None before `run` has created it."""
+    ledger = existing_ledger(cfg)
     try:
-        ledger.require_schema()
         yield ledger
     finally:
-        ledger.close()
+        if ledger is not None:
+            ledger.close()
+
+
+def look_up(cfg: Config, policy: Policy, path: Path, mailbox_id: str) -> Mailbox | RowError | None:
+    """The mailbox's row in a snapshot: valid, rejected (why), or not there at all. Only that id's
+    row becomes a Mailbox: a look-up reads a big snapshot at the speed of a dry-run."""
+    snapshot = Snapshot(path, policy.editions, cfg.default_locale)
+    only = Wanted(expiry=frozenset(), ids=frozenset({mailbox_id}))
+    found = [m for m in snapshot.scan(only) if m.mailbox_id == mailbox_id]
+    if mailbox_id in snapshot.rejected_ids or mailbox_id in snapshot.duplicates:
+        kept = [e for e in snapshot.errors if e.mailbox_id == mailbox_id]
+        return kept[-1] if kept else RowError(str(path), 0, "mailbox_id", "rejected")
+    return found[0] if found else None
 
 
 def find_mailbox(cfg: Config, policy: Policy, path: Path, mailbox_id: str) -> Mailbox:
-    for mailbox in Snapshot(path, policy.editions, cfg.default_locale):
-        if mailbox.mailbox_id == mailbox_id:
-            return mailbox
-    raise RenewdError(f"{path}: no valid row for mailbox {mailbox_id!r}")
+    found = look_up(cfg, policy, path, mailbox_id)
+    if isinstance(found, Mailbox):
+        return found
+    why = f": {found}" if found else ""
+    raise RenewdError(f"{path}: no valid row for mailbox {mailbox_id!r}{why}")
 
 
 def existing_ledger(cfg: Config) -> Ledger | None:
@@ -120,10 +147,18 @@ def cfg_snapshot(cfg: Config, day: date) -> Path:
 
 def emit(plans: Iterable[DayPlan], snapshot: Snapshot, fmt: str) -> None:
     """Actions to stdout; rejected rows, and in table mode the summary, to stderr."""
+    emit_footer(emit_actions(plans, fmt), snapshot, fmt)
+
+
+def emit_actions(plans: Iterable[DayPlan], fmt: str) -> list[DayPlan]:
+    """The actions to stdout; returns the plans for the summary (none in jsonl mode)."""
     if fmt == "jsonl":
         report.write_jsonl(plans, sys.stdout)
-    else:
-        plans = report.write_table(plans, sys.stdout)
+        return []
+    return report.write_table(plans, sys.stdout)
+
+
+def emit_footer(plans: list[DayPlan], snapshot: Snapshot, fmt: str) -> None:
     for line in report.row_errors(snapshot):
         click.echo(line, err=True)
     if fmt == "table":

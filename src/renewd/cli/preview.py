@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    pass
-
+from renewd.cli import notes
 from renewd.cli.options import (
     FORMAT,
     SNAPSHOT,
     cfg_snapshot,
     day_option,
     emit,
-    existing_ledger,
+    emit_actions,
+    emit_footer,
     find_mailbox,
+    ledger_of,
     load,
     today,
     with_config,
 )
+from renewd.cli.progress import shown
 from renewd.core.errors import RenewdError
+from renewd.core.meter import Meter
 from renewd.plan.day import plan_day
 
 
@@ -41,16 +43,18 @@ def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str)
     """
     cfg, policy = load(config)
     when = day.date() if day else today(policy)
-    ledger = existing_ledger(cfg)
-    try:
-        result = plan_day(cfg, policy, snapshot or cfg_snapshot(cfg, when), when, ledger)
-    finally:
-        if ledger is not None:
-            ledger.close()
+    meter = Meter()
+    with ledger_of(cfg) as ledger, shown(meter):
+        result = plan_day(
+            cfg, policy, snapshot or cfg_snapshot(cfg, when), when, ledger, meter=meter
+        )
+        recorded = ledger.states_on(result.window.days) if ledger else Counter[str]()
     try:
         emit([result.plan], result.snapshot, fmt)
     finally:
         result.close()
+    for line in notes.recorded(recorded, result.window.days):
+        click.echo(line, err=True)
 
 
 @click.command()
@@ -88,13 +92,19 @@ def simulate(
     if (end - start) > timedelta(days=3660):
         raise click.BadParameter("a simulation spans at most ten years")
     cfg, policy = load(config)
-    try:
-        from renewd.plan.simulate import Simulation
+    from renewd.plan.simulate import Simulation
 
-        simulation = Simulation(cfg, policy, snapshot or cfg_snapshot(cfg, start.date()), mailboxes)
-    except RenewdError as exc:
-        raise click.ClickException(str(exc)) from exc
-    emit(simulation.run(start.date(), end.date()), simulation.snapshot, fmt)
+    meter = Meter()
+    with shown(meter, streaming=fmt == "jsonl"):
+        path = snapshot or cfg_snapshot(cfg, start.date())
+        simulation = Simulation(cfg, policy, path, mailboxes, meter)
+        days = simulation.run(start.date(), end.date())
+        # jsonl goes out day by day; the table is aligned, so it is held whole anyway and
+        # printed once the bar is gone
+        plans = emit_actions(days, fmt) if fmt == "jsonl" else list(days)
+    if fmt == "table":
+        plans = emit_actions(plans, fmt)
+    emit_footer(plans, simulation.snapshot, fmt)
 
 
 @click.command()
@@ -135,5 +145,7 @@ def render(
         sections = preview(policy, cfg.messages, renderer, rule, mailbox, when)
     except TemplateError as exc:
         raise RenewdError(str(exc)) from exc
+    for note in notes.fallbacks(cfg, policy, renderer, rule, mailbox.locale):
+        click.echo(note, err=True)
     for heading, text in sections:
         click.echo(f"----- {heading}\n{text}", nl=False)

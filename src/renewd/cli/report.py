@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
+from renewd.act.held import held_summary
 from renewd.core.dates import add_months
 from renewd.core.errors import RenewdError
 from renewd.core.model import Anchor, Decision, Kind
@@ -129,11 +130,12 @@ def summary(plans: Iterable[DayPlan], snapshot: Snapshot) -> str:
 
 
 def row_errors(snapshot: Snapshot) -> list[str]:
+    """The rejected rows, then the rows that disagree with their account (kept, not rejected)."""
     lines = [str(error) for error in snapshot.errors]
     hidden = snapshot.rejected - len(snapshot.errors)
     if hidden > 0:
         lines.append(f"{snapshot.path}: ... and {hidden} more rejected rows")
-    return lines
+    return lines + [str(conflict) for conflict in snapshot.conflicts]
 
 
 def write_rows(rows: Sequence[Sequence[str]], out: TextIO) -> None:
@@ -181,7 +183,8 @@ def run_summary(report: RunReport) -> list[str]:
     lines += [f"  {key:<28} {count}" for key, count in sorted(report.outcomes.items())]
     if not report.outcomes:
         lines.append("  nothing to do")
-    lines += [f"held: {reason}" for reason in report.held]
+    if report.held:
+        lines.append(f"held: {held_summary(report)}")
     lines += [f"stopped {channel}: {reason}" for channel, reason in sorted(report.stopped.items())]
     lines += row_errors(snapshot)
     return lines
@@ -282,10 +285,12 @@ def _defuse(cell: str) -> str:
 
 def month_bounds(month: str, timezone: str) -> tuple[str, str]:
     """[start, end) of a calendar month in the policy timezone, as UTC ISO strings."""
-    try:
-        first = datetime.strptime(month + "-01", "%Y-%m-%d").date()
-    except ValueError:
-        raise RenewdError(f"--month must look like 2026-11, not {month!r}") from None
+    found = re.fullmatch(r"(\d{4})-(\d{2})", month)
+    if found is None:
+        raise RenewdError(f"--month {month!r}: write the month as YYYY-MM, such as 2026-11")
+    if not 1 <= int(found[2]) <= 12:
+        raise RenewdError(f"--month {month}: there is no month {found[2]}; months go from 01 to 12")
+    first = date(int(found[1]), int(found[2]), 1)
     after = add_months(first, 1)
     zone = ZoneInfo(timezone)
     start, end = (

@@ -9,18 +9,24 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from renewd.config.model import Config
+from renewd.core.errors import ProblemsError
 from renewd.policy.model import Policy
 from renewd.service.schedule import next_run
 from renewd.state.db import database_url
 from renewd.state.ledger import Ledger
 
 
-def daemon_status(config: Config, policy: Policy) -> list[str]:
-    lines = [f"policy: {policy.digest} ({len(policy.rules)} rules)"]
-    zone = ZoneInfo(policy.timezone)
-    lines.append(
-        f"next scheduled run: {next_run(datetime.now(UTC), config.serve.run_at, zone).isoformat()}"
-    )
+def daemon_status(config: Config, policy: Policy | ProblemsError) -> list[str]:
+    """`policy` is what the files say now: when they have problems (a reload the daemon refused),
+    status still shows the rest; the daemon's view comes from its /healthz."""
+    if isinstance(policy, ProblemsError):
+        count = len(policy.problems)
+        lines = [f"policy files: {count} problem{'s' if count > 1 else ''} (see renewd check)"]
+    else:
+        zone = ZoneInfo(policy.timezone)
+        upcoming = next_run(datetime.now(UTC), config.serve.run_at, zone).isoformat()
+        lines = [f"policy: {policy.digest} ({len(policy.rules)} rules)"]
+        lines.append(f"next scheduled run: {upcoming}")
     ledger = Ledger.existing(database_url(config.ledger, config.base))
     if ledger is None:
         lines.append("ledger: empty, nothing has run yet")
@@ -41,6 +47,7 @@ def daemon_status(config: Config, policy: Policy) -> list[str]:
 
 
 def _health(listen: str) -> str:
+    """The daemon's own verdict from /healthz (ok, degraded, failing) with its reasons."""
     if not listen:
         return "daemon: no serve.listen address configured"
     url = f"http://{listen}/healthz"
@@ -51,9 +58,9 @@ def _health(listen: str) -> str:
         body = json.loads(exc.read() or b"{}")
     except (urllib.error.URLError, OSError):
         return f"daemon: not reachable at {url}"
-    state = (
-        "healthy" if body.get("healthy") else "UNHEALTHY: " + "; ".join(body.get("problems", []))
-    )
-    reload_errors = body.get("reload_errors") or []
-    suffix = f"; last reload refused ({len(reload_errors)} problems)" if reload_errors else ""
-    return f"daemon: {state}; running policy {body.get('policy')}{suffix}"
+    verdict = body.get("status") or ("ok" if body.get("healthy") else "failing")
+    problems = body.get("problems") or []
+    state = verdict + (": " + "; ".join(problems) if problems else "")
+    running = (body.get("running") or {}).get("progress")
+    now = f"; now: {running}" if running else ""
+    return f"daemon: {state}; running policy {body.get('policy')}{now}"

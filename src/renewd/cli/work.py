@@ -5,16 +5,13 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
-
-if TYPE_CHECKING:
-    pass
 
 from renewd.cli import report
 from renewd.cli.options import (
     FORMAT,
+    PROBLEMS_EXIT,
     SNAPSHOT,
     cfg_snapshot,
     day_option,
@@ -23,6 +20,10 @@ from renewd.cli.options import (
     today,
     with_config,
 )
+from renewd.cli.progress import shown
+from renewd.core.errors import ProblemsError
+from renewd.core.meter import Meter
+from renewd.policy.model import Policy
 
 
 @click.command()
@@ -30,7 +31,8 @@ from renewd.cli.options import (
 def check(config: Path) -> None:
     """Validate the config, every policy file and every template it names.
 
-    Prints one `path:line: message` per problem and exits 1 if there is any.
+    Prints one `path:line: message` per problem and exits 1 if there is any; exits 2 if the
+    config itself cannot be read.
     """
     from renewd.act.preflight import check as check_files
 
@@ -38,7 +40,7 @@ def check(config: Path) -> None:
     for problem in problems:
         click.echo(str(problem), err=True)
     if problems:
-        sys.exit(1)
+        sys.exit(PROBLEMS_EXIT)
     click.echo(f"{config}: ok")
 
 
@@ -77,11 +79,15 @@ def run(
     path = snapshot or cfg_snapshot(cfg, when)
     from renewd.act.run import HELD_EXIT, run_day
 
-    outcome = run_day(cfg, policy, path, when, allow_mass_deletion=allow_mass_deletion, wait=wait)
-    with ledger_of(config) as ledger:
-        rows = ledger.run_actions(outcome.run_id)
+    meter = Meter()
+    printing = any(s["backend"] == "console" for s in cfg.senders.values())  # to stdout
+    with shown(meter, streaming=printing):
+        outcome = run_day(
+            cfg, policy, path, when, allow_mass_deletion=allow_mass_deletion, wait=wait, meter=meter
+        )
     if fmt == "jsonl":
-        report.write_outcomes(rows, sys.stdout)
+        with ledger_of(cfg) as ledger:
+            report.write_outcomes(ledger.run_actions(outcome.run_id) if ledger else [], sys.stdout)
     for line in report.run_summary(outcome):
         click.echo(line, err=fmt == "jsonl")
     if outcome.held:
@@ -109,9 +115,18 @@ def serve(config: Path, log_format: str) -> None:
 @click.command()
 @with_config
 def status(config: Path) -> None:
-    """The daemon's state: last run, next run, policy, outbox depth, held actions, health."""
-    cfg, policy = load(config)
-    from renewd.cli.status import daemon_status
+    """The daemon's state: last run, next run, policy, outbox depth, held actions, health.
 
+    Works while the policy files have problems (the daemon keeps its last good policy then).
+    """
+    from renewd.cli.status import daemon_status
+    from renewd.config.load import load_config
+    from renewd.policy.loader import load_policy, policy_files
+
+    cfg = load_config(config)
+    try:
+        policy: Policy | ProblemsError = load_policy(policy_files(cfg.rules))
+    except ProblemsError as exc:
+        policy = exc
     for line in daemon_status(cfg, policy):
         click.echo(line)

@@ -13,7 +13,7 @@ from typing import Any
 
 from renewd.config.model import Config, GuardSettings, MessageSettings, ServeSettings
 from renewd.config.yamlsrc import LocatedMap, Reader, load_yaml
-from renewd.core.errors import Problem, ProblemsError
+from renewd.core.errors import Problem, ProblemsError, UnusableFile, suggest
 
 DEFAULT_PATH = Path("config.yaml")
 ENV_VAR = "RENEWD_CONFIG"
@@ -60,7 +60,7 @@ def _days(r: Reader, value: Any, line: int, key: str) -> Any:
 
 def _backend(r: Reader, value: Any, line: int, key: str) -> Any:
     if isinstance(value, LocatedMap) and isinstance(value.get("backend"), str):
-        return dict(value)
+        return value  # with its lines: `check` says where a backend's setting is wrong
     r.problem(line, f"{key} must be a mapping with a 'backend' name, such as {{backend: ledger}}")
     return None
 
@@ -145,6 +145,7 @@ SERVE_SECONDS = (
     "reload_poll_seconds",
     "stop_timeout_seconds",
     "overdue_hours",
+    "progress_seconds",
 )
 LONGEST = 366 * 24 * 3600  # no wait or interval is longer than a year
 LISTEN_HINT = '(choose another address, or "" for no listener)'
@@ -229,7 +230,7 @@ def load_config(path: Path) -> Config:
     """Read and validate the config; relative paths in it are relative to the file itself."""
     if not path.is_file():
         hint = f" (pass --config, or set ${ENV_VAR}; config.example.yaml is a start)"
-        raise ProblemsError([Problem(str(path), 0, f"config file not found{hint}")])
+        raise UnusableFile([Problem(str(path), 0, f"config file not found{hint}")])
     r = Reader(path)
     node = r.mapping(load_yaml(path), 1, "the config")
     if node is None:
@@ -243,10 +244,10 @@ def load_config(path: Path) -> Config:
         r.problem(
             node.lines.get("default_locale", node.line), "default_locale must be one of locales"
         )
+    for key in ("rules", "templates"):
+        if values.get(key):
+            values[key] = _existing(r, path.parent / values[key], node.lines[key], key)
     r.raise_if_any()
-    values["rules"] = path.parent / values["rules"]
-    if "templates" in values:
-        values["templates"] = path.parent / values["templates"]
     return Config(path=path, lines=_lines(node), **values)
 
 
@@ -264,3 +265,15 @@ def split_listen(address: str) -> tuple[str, int]:
     if found is None:
         raise ValueError(f"not host:port: {address!r}")
     return found["v6"] or found["host"], int(found["port"])
+
+
+def _existing(r: Reader, target: Path, line: int, key: str) -> Path:
+    """What the config names must be there; a typo in its name gets a suggestion."""
+    if not target.exists():
+        try:
+            near = [p.name for p in target.parent.iterdir()]
+        except OSError:
+            near = []
+        close = suggest(target.name, near)
+        r.problem(line, f"{key}: no such file or directory: {target}{close}")
+    return target

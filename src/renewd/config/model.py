@@ -42,6 +42,7 @@ class ServeSettings:
     reload_poll_seconds: float = 5.0
     stop_timeout_seconds: float = 30.0
     overdue_hours: float = 26.0
+    progress_seconds: float = 30.0
     listen: str = "127.0.0.1:9464"
     alert_to: tuple[str, ...] = ()
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from renewd.core.errors import RenewdError
+from renewd.core.errors import RenewdError, suggest
 
 
 class SettingsError(RenewdError):
@@ -19,7 +19,8 @@ def known_settings(settings: dict[str, Any], allowed: tuple[str, ...], what: str
     unknown = sorted(set(settings) - set(allowed) - {"backend", "window"})
     if unknown:
         raise SettingsError(
-            f"{what}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(allowed)})"
+            f"{what}: unknown setting(s) {', '.join(unknown)}{suggest(unknown[0], allowed)} "
+            f"(known: {', '.join(allowed)})"
         )
 
 

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from renewd.core.errors import Problem, ProblemsError, suggest
+from renewd.core.errors import Problem, ProblemsError, UnusableFile, suggest
 
 
 class LocatedMap(dict[str, Any]):
@@ -146,17 +146,25 @@ def load_yaml(path: Path) -> Any:
         with path.open("rb") as file:
             data = file.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise ProblemsError([Problem(str(path), 0, f"cannot read: {exc.strerror}")]) from exc
+        raise UnusableFile([Problem(str(path), 0, f"cannot read: {exc.strerror}")]) from exc
     if len(data) > MAX_BYTES:
         line = data.count(b"\n", 0, MAX_BYTES) + 1
         message = f"larger than {MAX_BYTES >> 20} MiB: not a policy or config file renewd reads"
-        raise ProblemsError([Problem(str(path), line, message)])
+        raise UnusableFile([Problem(str(path), line, message)])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ProblemsError([Problem(str(path), 0, "not UTF-8 text")]) from exc
+        raise UnusableFile([Problem(str(path), 0, "not UTF-8 text")]) from exc
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        loader = _Loader(text)  # its reader refuses characters YAML forbids at once
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except (ValueError, OverflowError) as exc:  # the scanner's chr() of an escape: \U00110000
+        line = loader.get_mark().line + 1
+        message = "an escape sequence names no Unicode character (beyond U+10FFFF)"
+        raise ProblemsError([Problem(str(path), line, message)]) from exc
     except yaml.reader.ReaderError as exc:  # a character YAML forbids, such as a control code
         line = len(_BREAKS.findall(text, 0, exc.position)) + 1
         message = str(exc).splitlines()[0]

@@ -41,6 +41,10 @@ class ProblemsError(RenewdError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class UnusableFile(ProblemsError):
+    """A file could not be read at all (missing, unreadable, not text): nothing in it is checked."""
+
+
 class LockBusy(RenewdError):
     """Another renewd holds the ledger."""
 

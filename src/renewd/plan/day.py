@@ -19,6 +19,7 @@ from pathlib import Path
 
 from renewd.config.model import Config
 from renewd.core.history import History, MemoryHistory, Past
+from renewd.core.meter import Meter
 from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
 from renewd.policy.model import Policy
@@ -187,14 +188,16 @@ def plan_day(
     day: date,
     ledger: Past | None = None,
     keep_parts: bool = False,
+    meter: Meter | None = None,
 ) -> DayResult:
     """Stream the snapshot, keep only the mailboxes some rule can reach, and plan the day.
 
     Only those candidates are kept, and beyond `PART_SIZE` they are kept on disk and planned in
     parts of whole accounts, so memory stays flat whatever the snapshot's size. A mailbox whose
     id appears twice gets no action. `keep_parts`: keep each part's mailboxes and history for
-    `parts()`, as `run` needs; printing the plan does not.
+    `parts()`, as `run` needs; printing the plan does not. `meter` shows how far it got.
     """
+    meter = meter or Meter()
     evaluator = Evaluator(policy)
     window = day_window(config, evaluator, day, ledger)
     moment = taken_at(snapshot_path)
@@ -202,11 +205,15 @@ def plan_day(
     snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
     candidates = Candidates()
     current: dict[str, Mailbox] = {}
+    meter.begin("reading the snapshot", "rows", done=lambda: snapshot.rows_read)
+    near = 0
     for mailbox in snapshot.scan(wanted(window, watched)):
         if mailbox.mailbox_id in watched:
             current[mailbox.mailbox_id] = mailbox
         if window.may_match(mailbox):
             candidates.add(mailbox)
+            near += 1
+    meter.begin("planning", "mailboxes", near)
     spill = Spill() if candidates.spill else None
     result = DayResult(
         day, evaluator, snapshot, window, moment, current, spill=spill, keep_parts=keep_parts
@@ -220,6 +227,7 @@ def plan_day(
             history = ledger.history(mailboxes.keys(), accounts, moment, visible, day)
         plan = evaluator.plan(group, window, history, snapshot.conflicting_accounts)
         result.add(Part(mailboxes, history, list(plan.decisions)))
+        meter.advance(len(group))
     if candidates.spill is not None:
         candidates.spill.close()
     return result

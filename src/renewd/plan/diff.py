@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from renewd.config.model import Config
+from renewd.core.meter import Meter
 from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.evaluate import Evaluator, Window
 from renewd.plan.simulate import Simulation, close_spills, day_range
@@ -109,7 +110,13 @@ class PolicyDiff:
 
 
 def compare(
-    config: Config, old: Policy, new: Policy, snapshot_path: Path, start: date, end: date
+    config: Config,
+    old: Policy,
+    new: Policy,
+    snapshot_path: Path,
+    start: date,
+    end: date,
+    meter: Meter | None = None,
 ) -> PolicyDiff:
     """Simulate both policies from the same snapshot over `start`..`end` and compare them.
 
@@ -118,7 +125,7 @@ def compare(
     account no such rule reaches on any day gets exactly the same actions under both: its days
     are the same until a differing rule is due for one of its mailboxes, and none ever is.
     """
-    simulation = Simulation(config, old, snapshot_path, others=[new], expired_within=0)
+    simulation = Simulation(config, old, snapshot_path, meter=meter, others=[new], expired_within=0)
     days = day_range(start, end)
     before, after = (
         _Play(simulation, policy, evaluator, [evaluator.window(day) for day in days])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from renewd.config.model import Config
+from renewd.core.meter import Meter
 from renewd.core.model import Mailbox
 from renewd.plan.simulate import Simulation, close_spills, day_range
 from renewd.plan.tally import Key, Tally, tallied, total
@@ -54,13 +55,19 @@ class Forecast:
 
 
 def forecast(
-    config: Config, policy: Policy, snapshot_path: Path, start: date, end: date
+    config: Config,
+    policy: Policy,
+    snapshot_path: Path,
+    start: date,
+    end: date,
+    meter: Meter | None = None,
 ) -> Forecast:
     """Simulate `start`..`end` exactly as `simulate` does, and count it. Besides the mailboxes
     some rule can reach, those expiring in the range (renewals that may lapse) and those in
     grace at its start are read."""
     grace = policy.deletion_after if (policy.deletion_after or 0) > 0 else None
-    simulation = Simulation(config, policy, snapshot_path, expired_within=grace - 1 if grace else 0)
+    within = grace - 1 if grace else 0
+    simulation = Simulation(config, policy, snapshot_path, meter=meter, expired_within=within)
     windows = [simulation.evaluator.window(day) for day in day_range(start, end)]
 
     def work(group: list[Mailbox], spill: Spill) -> Place:

@@ -65,7 +65,11 @@ def open_row_verdict(
 
 
 def first_sight(first_seen: date | None, today: date) -> str:
-    """A deletion needs renewd to have seen the mailbox expired and unrenewed on an earlier day."""
+    """A deletion needs renewd to have seen the mailbox expired and unrenewed on an earlier day,
+    in another snapshot (the ledger hides sightings in a file of the same SHA-256 as today's)."""
     if first_seen is None or first_seen >= today:
-        return "first sight: renewd has not seen this mailbox expired on an earlier run"
+        return (
+            "first sight: renewd has not seen this mailbox expired on an earlier run "
+            "of another snapshot"
+        )
     return ""

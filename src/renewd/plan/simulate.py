@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from renewd.config.model import Config
 from renewd.core.errors import RenewdError
+from renewd.core.meter import Meter
 from renewd.core.model import Anchor, Decision, Mailbox
 from renewd.plan.day import Candidates, wanted
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
@@ -53,6 +54,7 @@ class Simulation:
         policy: Policy,
         snapshot_path: Path,
         only: tuple[str, ...] = (),
+        meter: Meter | None = None,
         *,
         others: Sequence[Policy] = (),
         expired_within: int | None = None,
@@ -60,6 +62,7 @@ class Simulation:
         self.policies = (policy, *others)
         self.evaluators = [Evaluator(p) for p in self.policies]
         self.evaluator = self.evaluators[0]
+        self.meter = meter or Meter()
         editions = frozenset[str]().union(*(p.editions for p in self.policies))
         self.snapshot = Snapshot(snapshot_path, editions, config.default_locale)
         self.only = frozenset(only)
@@ -75,6 +78,7 @@ class Simulation:
             return self._simulate(group, windows, spill)
 
         done = self.each_group(start, end, work)
+        self.meter.begin("writing the plan", "days", len(days))
         try:
             merged = heapq.merge(*(_read(spill, places) for spill, places in done))
             by_day = itertools.groupby(merged, key=lambda ordered: ordered[0])
@@ -84,6 +88,7 @@ class Simulation:
                 if current is not None and current[0] == day.toordinal():
                     decisions = [ordered[4] for ordered in current[1]]
                     current = next(by_day, None)
+                self.meter.advance()
                 yield DayPlan(day, decisions)
         finally:
             close_spills(done)
@@ -94,11 +99,15 @@ class Simulation:
         """`work(group, spill)` for each group of whole accounts that some rule can reach in the
         range (two at a time on two CPUs), with the spill its result was written to: the caller
         closes them (`close_spills`)."""
-        candidates, accounts = self._scan(self._reach(start, end))
+        candidates, accounts, near = self._scan(self._reach(start, end))
+        self.meter.begin("simulating", "mailboxes", near)
 
         def groups() -> Iterator[list[Mailbox]]:
+            """Every group, in order; each counts as done as this process passes it (the other
+            process works on its own groups at about the same pace)."""
             for group in candidates.groups(self.snapshot.duplicates):
                 yield [m for m in group if m.account_id in accounts] if self.only else group
+                self.meter.advance(len(group))
 
         try:
             return alternate(groups, work, worth_it=candidates.spill is not None)
@@ -118,22 +127,25 @@ class Simulation:
             due[Anchor.EXPIRY] |= frozenset(expired)
         return Window(end, reaches[0].days, due)
 
-    def _scan(self, reach: Window) -> tuple[Candidates, set[str]]:
-        """The mailboxes some rule can reach in the range, by account; with `only`, the accounts
-        of those mailboxes (an unknown one is an error)."""
+    def _scan(self, reach: Window) -> tuple[Candidates, set[str], int]:
+        """The mailboxes some rule can reach in the range, by account, and how many; with
+        `only`, the accounts of those mailboxes (an unknown one is an error)."""
+        self.meter.begin("reading the snapshot", "rows", done=lambda: self.snapshot.rows_read)
         candidates = Candidates()
         found: dict[str, str] = {}  # a mailbox asked for: its account
+        near = 0
         for mailbox in self.snapshot.scan(wanted(reach, self.only)):
             if mailbox.mailbox_id in self.only:
                 found[mailbox.mailbox_id] = mailbox.account_id
             if reach.may_match(mailbox):
                 candidates.add(mailbox)
+                near += 1
         unknown = sorted(self.only - found.keys() | (self.only & self.snapshot.duplicates))
         if unknown:
             if candidates.spill is not None:
                 candidates.spill.close()
             raise RenewdError(f"mailbox not in the snapshot (or rejected): {', '.join(unknown)}")
-        return candidates, set(found.values())
+        return candidates, set(found.values()), near
 
     def _simulate(self, group: list[Mailbox], windows: list[Window], spill: Spill) -> list[Place]:
         """One group of accounts through every day; where its decisions went, in order."""

@@ -11,8 +11,8 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -20,15 +20,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from renewd.act.alerts import alert_once
+from renewd.act.held import held_summary
 from renewd.act.preflight import check
 from renewd.act.run import RunReport, open_ledger, run_locked
 from renewd.config.load import load_config
 from renewd.config.model import Config
-from renewd.core.errors import RenewdError
+from renewd.core.errors import RenewdError, UnusableFile
 from renewd.policy.loader import load_policy, policy_files
 from renewd.policy.model import Policy
-from renewd.service import systemd
+from renewd.service import health, systemd
+from renewd.service.health import State
 from renewd.service.observe import Metrics, Observer
+from renewd.service.progress import Reporter
 from renewd.service.schedule import next_run, run_time
 from renewd.state.ledger import Ledger
 from renewd.state.lock import LockWatch, RunLock
@@ -49,20 +52,6 @@ class Clock:
         if self._start is None:
             return datetime.now(UTC)
         return self._start + timedelta(seconds=time.monotonic() - self._since)
-
-
-@dataclass
-class State:
-    """What the daemon knows about itself, for /healthz, STATUS= and `renewd status`."""
-
-    started: datetime
-    next_run: datetime
-    last_run: dict[str, Any] = field(default_factory=dict)
-    last_success: datetime | None = None
-    last_failure: str = ""
-    reload_errors: list[str] = field(default_factory=list)
-    waiting_for: str = ""
-    outbox: int = 0
 
 
 def load(path: Path) -> tuple[Config, Policy]:
@@ -90,6 +79,8 @@ class Daemon:
         now = self.clock.now()
         self.state = State(started=now, next_run=next_run(now, self.config.serve.run_at, self.zone))
         self.sources = self._sources()
+        self.reporter = Reporter(self.config.serve.progress_seconds, self.stopping)
+        self.counted: Counter[str] = Counter()  # of the run's outcomes, those in the metrics
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -97,8 +88,9 @@ class Daemon:
         ledger = open_ledger(self.config)
         try:
             with RunLock(ledger.engine) as lock:
-                self.watch = LockWatch(lock, self.stopping)
+                self.watch = LockWatch(lock, self.stopping, retaken=ledger.take_ledger)
                 ledger.upgrade()
+                ledger.take_ledger()
                 return self._serve(ledger)
         finally:
             ledger.close()
@@ -106,6 +98,7 @@ class Daemon:
     def _serve(self, ledger: Ledger) -> int:
         observer = self._observer()
         self._signals()
+        self.reporter.start()
         watchdog = systemd.watchdog_interval()
         if watchdog:
             threading.Thread(
@@ -181,6 +174,7 @@ class Daemon:
             late = deadline.isoformat()
             message = f"the snapshot for {day} ({path}) was not there by {late}; {day} is skipped"
             log.error(message)
+            self.state.skipped = message
             self._alert(ledger, day, "snapshot-missing", message)
             return
         if not self.state.waiting_for:
@@ -194,21 +188,37 @@ class Daemon:
             return
         config, policy = self.config, self.policy  # a reload during the run waits for the next one
         started = time.monotonic()
+        meter = self.reporter.begin(day)
+        self.counted = Counter()
+        self.state.running = {"day": day.isoformat()}
+        log.info("run for %s: starting on %s", day, path)
         try:
             report = run_locked(
-                config, policy, ledger, path, day, stopping=self.stopping, progress=self._beat
+                config,
+                policy,
+                ledger,
+                path,
+                day,
+                stopping=self.stopping,
+                progress=self._beat,
+                meter=meter,
+                watch=self.watch,
             )
         except Exception as exc:  # a failed run is reported and alerted; the daemon carries on
             self._failed(ledger, day, exc)
             return
+        finally:
+            self._count_sends()
+            self.reporter.end()
+            self.state.running = {}
         self._finished(ledger, report, time.monotonic() - started)
 
     def _failed(self, ledger: Ledger, day: date, exc: Exception) -> None:
         message = str(exc) if isinstance(exc, RenewdError) else f"{type(exc).__name__}: {exc}"
-        log.error("run for %s failed: %s", day, message, exc_info=not isinstance(exc, RenewdError))
         self.metrics.runs.labels(status="failed").inc()
         self.state.last_failure = message
         self.state.last_run = {"day": day.isoformat(), "status": "failed", "message": message}
+        log.error("run for %s failed: %s", day, message, exc_info=not isinstance(exc, RenewdError))
         self._alert(ledger, day, "run-failed", f"the run for {day} failed: {message}")
 
     def _finished(self, ledger: Ledger, report: RunReport, seconds: float) -> None:
@@ -217,11 +227,6 @@ class Daemon:
         self.metrics.duration.observe(seconds)
         for (rule, action), count in report.result.actions.items():
             self.metrics.actions.labels(rule=rule, kind=action.value).inc(count)
-        for key, count in report.outcomes.items():
-            kind, _, rest = key.partition(":")
-            if kind == "notify":
-                channel, _, outcome = rest.partition(":")
-                self.metrics.sends.labels(channel=channel, outcome=outcome).inc(count)
         now = self.clock.now()
         self.state.last_success, self.state.last_failure = now, ""
         self.metrics.last_success.set(now.timestamp())
@@ -234,7 +239,11 @@ class Daemon:
             "status": report.status,
             "outcomes": dict(report.outcomes),
         }
+        self.state.held = held_summary(report) if report.held else ""
+        self.state.stopped, self.state.skipped = dict(report.stopped), ""
         log.info("run %s for %s %s: %s", report.run_id, day, report.status, outcomes)
+        if report.held:
+            log.warning("run %s held: %s", report.run_id, self.state.held)
         if ledger.outbox_depth() and not self.stopping.is_set():
             self.resume_at = now + timedelta(seconds=self.config.serve.resume_interval_seconds)
 
@@ -260,7 +269,10 @@ class Daemon:
         """Validate everything first; swap only if all of it is good, else keep running as is."""
         self.reload_requested = False
         self.sources = self._sources()
-        problems = check(self.config_path, serving=self.listening)
+        try:
+            problems = check(self.config_path, serving=self.listening)
+        except UnusableFile as exc:  # the config is gone or unreadable: keep running as is
+            problems = exc.problems
         if problems:
             self.state.reload_errors = [str(p) for p in problems]
             self.metrics.reload_failures.inc()
@@ -301,10 +313,23 @@ class Daemon:
         signal.signal(signal.SIGUSR1, flag("run_requested"))
 
     def _beat(self) -> None:
-        """Progress in a run: also check the lock now and then; if it is lost, stop sending."""
+        """Progress in a run: count what was sent, and check the lock now and then; if it is
+        lost, stop sending."""
         self.beat = time.monotonic()
+        self._count_sends()
         if self.watch is not None:
             self.watch(self.config.serve.reload_poll_seconds)
+
+    def _count_sends(self) -> None:
+        """The run's outcomes so far into the metrics, as each message goes (not at the end)."""
+        outcomes = self.reporter.meter.outcomes
+        for key, count in outcomes.items():
+            new = count - self.counted[key]
+            kind, _, rest = key.partition(":")
+            if new and kind == "notify":
+                channel, _, outcome = rest.partition(":")
+                self.metrics.sends.labels(channel=channel, outcome=outcome).inc(new)
+            self.counted[key] = count
 
     def _watchdog(self, interval: float) -> None:
         """Ping systemd while the main thread shows signs of life; a hung daemon gets restarted."""
@@ -313,30 +338,17 @@ class Daemon:
                 systemd.notify("WATCHDOG=1")
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        now = self.clock.now()
+        """The /healthz verdict: "healthy" (HTTP 200) unless failing, and the JSON body."""
         overdue = timedelta(hours=self.config.serve.overdue_hours)
-        reference = self.state.last_success or self.state.started
-        problems = []
-        if self.state.last_failure:
-            problems.append(f"the last run failed: {self.state.last_failure}")
-        if now - reference > overdue:
-            problems.append(f"no successful run since {reference.isoformat()}")
-        detail = {
-            "problems": problems,
-            "policy": self.policy.digest,
-            "last_run": self.state.last_run,
-            "last_success": self.state.last_success,
-            "next_run": self.state.next_run,
-            "outbox": self.state.outbox,
-            "waiting_for_snapshot": self.state.waiting_for,
-            "reload_errors": self.state.reload_errors,
-        }
-        return not problems, detail
+        detail = health.body(self.state, self.clock.now(), overdue, self.policy.digest)
+        if detail["running"]:  # a copy: this runs in the HTTP server's thread
+            detail["running"] = {**detail["running"], "progress": self.reporter.text()}
+        return detail["status"] != "failing", detail
 
     def _status(self) -> str:
-        last = self.state.last_run
-        summary = f"last run {last.get('day')} {last.get('status')}" if last else "no run yet"
-        return f"{summary}; outbox {self.state.outbox}; next {self.state.next_run.isoformat()}"
+        overdue = timedelta(hours=self.config.serve.overdue_hours)
+        status, _ = health.verdict(self.state, self.clock.now(), overdue)
+        return health.status_line(self.state, status)
 
     def _observer(self) -> Observer | None:
         if not self.config.serve.listen:

@@ -25,6 +25,15 @@ LIVE_ORDER = ("pending", "charged", "free")  # orders that renew: a free one has
 
 OPEN_ACTION = ("pending", "sending")
 
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 4,
+}
+
+EPOCH_KEY = "ledger_epoch"  # moved on by every taker of the ledger lock (state/claims.py)
+
 
 class SchemaError(RenewdError):
     """The database holds a schema this renewd cannot use."""
@@ -73,13 +82,18 @@ class Database:
             _create_private(Path(str(parsed.database)))
         if sqlite and readonly:
             url = f"sqlite:///file:{parsed.database}?mode=ro&uri=true"
-        connect_args = {}
-        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+        # libpq's keepalives: a client whose server went away notices within about a minute
+        connect_args: dict[str, int] = {}
+        if parsed.get_backend_name() == "postgresql":
+            connect_args = dict(KEEPALIVES)
+            if "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = CONNECT_TIMEOUT
         try:
             self.engine: Engine = create_engine(url, connect_args=connect_args)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise LedgerError(f"ledger {shown(parsed)}: cannot use this URL ({exc})") from None
+        self.epoch = 0  # the ledger's epoch while this process holds the lock (Runs.take_ledger)
+        self.snapshot_sha256 = ""  # the running run's snapshot (Runs.start_run): the guard's
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_readonly if readonly else _sqlite_pragmas)
         self._probe(parsed)

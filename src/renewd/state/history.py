@@ -106,18 +106,7 @@ class Histories(Database):
         with self.engine.connect() as conn:
             for chunk in chunks(mailbox_ids):
                 self._load_actions(conn, chunk, history)
-                for row in conn.execute(select(sightings).where(sightings.c.mailbox_id.in_(chunk))):
-                    history.sightings[(row.mailbox_id, row.cycle)] = row.first_seen
-                live = select(orders).where(
-                    orders.c.mailbox_id.in_(chunk), orders.c.state.in_(LIVE_ORDER)
-                )
-                for order in conn.execute(live):
-                    history.paid[order.mailbox_id].append((order.period_from, order.period_to))
-                    began = max(order.period_from, order.renewed_on or order.period_from)
-                    history.renewals[order.mailbox_id, order.period_to] = (order.anchor_day, began)
-                started = select(cycle_starts).where(cycle_starts.c.mailbox_id.in_(chunk))
-                for row in conn.execute(started):
-                    history.starts[row.mailbox_id, row.cycle] = row.began
+                self._load_cycles(conn, chunk, history)
             for chunk in chunks(account_ids):
                 live = select(orders).where(
                     orders.c.account_id.in_(chunk), orders.c.state.in_(LIVE_ORDER)
@@ -131,6 +120,21 @@ class Histories(Database):
                     if order.state == "pending" or order.charged_at > taken_at:
                         history.debits[order.account_id] += Decimal(order.amount)
         return history
+
+    def _load_cycles(self, conn: Any, chunk: list[str], history: LedgerHistory) -> None:
+        """Sightings (not those made in this very snapshot), renewals and cycle starts."""
+        for row in conn.execute(select(sightings).where(sightings.c.mailbox_id.in_(chunk))):
+            if self.snapshot_sha256 and row.snapshot_sha256 == self.snapshot_sha256:
+                continue  # seen in this very file: a run of another --date proves nothing
+            history.sightings[(row.mailbox_id, row.cycle)] = row.first_seen
+        live = select(orders).where(orders.c.mailbox_id.in_(chunk), orders.c.state.in_(LIVE_ORDER))
+        for order in conn.execute(live):
+            history.paid[order.mailbox_id].append((order.period_from, order.period_to))
+            began = max(order.period_from, order.renewed_on or order.period_from)
+            history.renewals[order.mailbox_id, order.period_to] = (order.anchor_day, began)
+        started = select(cycle_starts).where(cycle_starts.c.mailbox_id.in_(chunk))
+        for row in conn.execute(started):
+            history.starts[row.mailbox_id, row.cycle] = row.began
 
     @staticmethod
     def _load_actions(conn: Any, chunk: list[str], history: LedgerHistory) -> None:

@@ -12,8 +12,10 @@ import fcntl
 import hashlib
 import logging
 import os
+import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -22,6 +24,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from renewd.core.errors import LockBusy, RenewdError
 
 LOCK_CHECK_SECONDS = 1.0  # how often a run checks, as it works, that the lock is still its own
+# The lock's session asks the server to probe the connection after 10 s of silence, every 5 s,
+# and to give up after 4 unanswered probes (or 40 s of unacknowledged data): a host that died
+# holding the lock frees it within about a minute, not the kernel's default two hours.
+SESSION = text(
+    "SELECT set_config('tcp_keepalives_idle', '10', false), "
+    "set_config('tcp_keepalives_interval', '5', false), "
+    "set_config('tcp_keepalives_count', '4', false), "
+    "set_config('tcp_user_timeout', '40000', false), "  # PostgreSQL 12 and later
+    "set_config('application_name', :name, false)"
+)
+NAME = "renewd-lock"  # the lock session's application_name: `renewd-lock host pid`
 
 log = logging.getLogger("renewd")
 
@@ -53,6 +66,7 @@ class RunLock:
         # AUTOCOMMIT: a session idle in a transaction can be killed by the server, and the lock
         # with it, while the run goes on believing it holds the ledger.
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        connection.execute(SESSION, {"name": _identity()})  # who holds it, named before it is
         if connection.execute(
             text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key()}
         ).scalar():
@@ -100,18 +114,41 @@ class RunLock:
             os.close(fd)
             return False
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"host {socket.gethostname()} pid {os.getpid()}\n".encode())
         self._file = fd
         return True
 
     def _holder(self) -> str:
         if self.engine.dialect.name != "sqlite":
-            return "a PostgreSQL advisory lock is held"
+            return self._pg_holder()
         try:
-            pid = self._path().read_text(encoding="ascii").strip()
+            who = self._path().read_text(encoding="utf-8").strip() or "?"
         except OSError:
-            pid = "?"
-        return f"pid {pid} holds {self._path()}"
+            who = "?"
+        return f"held by {who} ({self._path()})"
+
+    def _pg_holder(self) -> str:
+        """Who holds the advisory lock: the name its session gave itself, its address, since."""
+        query = text(
+            "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+            "AND l.granted AND l.database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) "
+            "AND l.objid::bigint = :low AND l.classid::bigint = :high"
+        )
+        key = self._key() & 0xFFFFFFFFFFFFFFFF
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(query, {"low": key & 0xFFFFFFFF, "high": key >> 32}).first()
+        except SQLAlchemyError:
+            row = None
+        if row is None:
+            return "the PostgreSQL advisory lock is held; its session could not be read"
+        name, address, since = row
+        who = name[len(NAME) :].strip() if name.startswith(NAME) else f"session {name!r}"
+        where = f" from {address}" if address else ""
+        started = f", connected since {since:%Y-%m-%d %H:%M:%S %Z}" if since else ""
+        return f"held by {who}{where}{started}"
 
     def release(self) -> None:
         if self._file is not None:
@@ -132,15 +169,25 @@ class RunLock:
         return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def _identity() -> str:
+    return f"{NAME} host {socket.gethostname()} pid {os.getpid()}"[:63]
+
+
 class LockWatch:
     """Checks, as effects happen, that the ledger lock is still its holder's. A PostgreSQL
     session can end under a long run (a server restart, a DBA's pg_terminate_backend); if
     another renewd has the ledger by then, `stopping` is set so the run ends after the effects
     in flight, and `lost` says why, rather than work beside the other one."""
 
-    def __init__(self, lock: RunLock, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        lock: RunLock,
+        stopping: threading.Event,
+        retaken: Callable[[], object] | None = None,
+    ) -> None:
         self.lock = lock
         self.stopping = stopping
+        self.retaken = retaken
         self.lost: LockBusy | None = None
         self.checked = time.monotonic()
 
@@ -160,3 +207,13 @@ class LockWatch:
         self.checked = time.monotonic()
         if self.lock.keep():
             log.warning("the ledger lock's database session had ended; took it again")
+            if self.retaken is not None:
+                self.retaken()
+
+    def cut_off(self, reason: str) -> None:
+        """The ledger was found taken by another renewd (a claim was refused): stop as for a
+        lost lock, whatever the next check would say."""
+        if self.lost is None:
+            log.error("%s", reason)
+            self.lost = LockBusy(reason)
+        self.stopping.set()

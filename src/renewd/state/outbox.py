@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, bindparam, func, insert, select, update
+from sqlalchemy import RowMapping, and_, func, insert, select, update
 
+from renewd.state.claims import Mark, Tenure, claim, fenced, record
 from renewd.state.db import OPEN_ACTION, Database, utcnow
 from renewd.state.schema import actions, deletions, orders
 
@@ -55,62 +55,52 @@ class Outbox(Database):
             query = select(orders).where(orders.c.mailbox_id == mailbox_id, orders.c.cycle == cycle)
             return conn.execute(query).mappings().first()
 
-    def mark(self, action_id: int, state: str, **values: Any) -> None:
+    def mark_many(self, marks: Sequence[Mark], tenure: Tenure) -> frozenset[int] | None:
+        """Claims and outcomes of several outbox rows in one transaction (one fsync on SQLite),
+        with the run's counts: the ids claimed, or None when this process no longer holds the
+        ledger (its outcomes are still written: they are true; it claims nothing more)."""
         with self.engine.begin() as conn:
-            mark_row(conn, action_id, state, **values)
+            ours = not fenced(conn, tenure)
+            claims = [m for m in marks if m.state == "sending"]
+            taken = claim(conn, claims) if ours and claims else set()
+            record(conn, [m for m in marks if m.state != "sending"])
+            tenure.tally(conn, [m.count for m in marks if m.state != "sending"])
+        return frozenset(taken) if ours else None
 
-    def mark_many(self, changes: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-        """Several outbox state changes in one transaction (one fsync on SQLite).
-
-        Changes of the same shape go as one executemany: one statement compiled, not one per
-        row. That reorders them, so a batch naming a row twice is written change by change.
-        """
-        ids = {action_id for action_id, _, _ in changes}
-        with self.engine.begin() as conn:
-            if len(ids) < len(changes):
-                for action_id, state, values in changes:
-                    mark_row(conn, action_id, state, **values)
-                return
-            now = utcnow()
-            shapes: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-            for action_id, state, values in changes:
-                shape = (state if state in ATTEMPTS else "", *sorted(values))
-                row = {"state": STORED.get(state, state), "updated_at": now, "_id": action_id}
-                shapes[shape].append({**values, **row})
-            for shape, rows in shapes.items():
-                conn.execute(_MARKS[shape[0]], rows)
-
-    def settle_order(
-        self, action_id: int, order_id: int, state: str, reference: str, error: str
-    ) -> None:
-        """Record a charge's outcome and release what depended on it, in one transaction.
+    def settle_order(self, mark: Mark, order_id: int, state: str, tenure: Tenure) -> bool:
+        """Record a charge's outcome and release what depended on it, in one transaction; False
+        if the row is no longer at its claim (another renewd has taken it over).
 
         charged: the success message goes. declined, or refused for another reason: the policy's
         failure path goes instead, so that the customer can still renew by hand in time.
         """
         charged = state == "charged"
-        if state == "declined" and not error:
-            error = "declined by billing"
         with self.engine.begin() as conn:
+            if not record(conn, [mark]):
+                return False
             conn.execute(
                 update(orders)
                 .where(orders.c.id == order_id)
                 .values(
                     state=state,
-                    reference=reference,
-                    error=error,
+                    reference=mark.values.get("provider_id", ""),
+                    error=mark.values.get("error", ""),
                     charged_at=utcnow() if charged else "",
                 )
             )
-            mark_row(
-                conn, action_id, "done" if charged else "failed", provider_id=reference, error=error
-            )
-            release_dependents(conn, action_id, "success" if charged else "fallback")
+            release_dependents(conn, mark.action_id, "success" if charged else "fallback")
+            tenure.tally(conn, [mark.count])
+        return True
 
-    def deletion_requested(
-        self, action_id: int, mailbox_id: str, cycle: date, backend: str
-    ) -> None:
+    def claim_deletion(self, action: RowMapping, backend: str, tenure: Tenure) -> bool | None:
+        """Claim a deletion and record that it is asked for: True if claimed, False if another
+        renewd has it, None when this process no longer holds the ledger."""
+        mailbox_id, cycle = action["mailbox_id"], action["cycle"]
         with self.engine.begin() as conn:
+            if fenced(conn, tenure):
+                return None
+            if not claim(conn, [Mark(action["id"], "sending", action["attempts"])]):
+                return False
             exists = conn.execute(
                 select(deletions.c.id).where(
                     deletions.c.mailbox_id == mailbox_id, deletions.c.cycle == cycle
@@ -126,26 +116,33 @@ class Outbox(Database):
                         requested_at=utcnow(),
                     )
                 )
-            mark_row(conn, action_id, "sending")
+        return True
 
-    def deletion_settled(
-        self, action_id: int, mailbox_id: str, cycle: date, ok: bool, reference: str, error: str
-    ) -> None:
+    def claim_one(self, action: RowMapping, tenure: Tenure) -> bool | None:
+        """Claim one row (a charge about to be asked for): as `claim_deletion`."""
         with self.engine.begin() as conn:
+            if fenced(conn, tenure):
+                return None
+            return bool(claim(conn, [Mark(action["id"], "sending", action["attempts"])]))
+
+    def deletion_settled(self, mark: Mark, mailbox_id: str, cycle: date, tenure: Tenure) -> bool:
+        ok = mark.state == "done"
+        with self.engine.begin() as conn:
+            if not record(conn, [mark]):
+                return False
             conn.execute(
                 update(deletions)
                 .where(deletions.c.mailbox_id == mailbox_id, deletions.c.cycle == cycle)
                 .values(
                     state="done" if ok else "failed",
-                    reference=reference,
-                    error=error,
+                    reference=mark.values.get("provider_id", ""),
+                    error=mark.values.get("error", ""),
                     done_at=utcnow(),
                 )
             )
-            mark_row(
-                conn, action_id, "done" if ok else "failed", provider_id=reference, error=error
-            )
-            release_dependents(conn, action_id, "success" if ok else "none")
+            release_dependents(conn, mark.action_id, "success" if ok else "none")
+            tenure.tally(conn, [mark.count])
+        return True
 
     def held_count(self) -> int:
         with self.engine.connect() as conn:
@@ -178,28 +175,13 @@ def cancel_row(conn: Any, action_id: int, reason: str) -> None:
 
 
 def mark_row(conn: Any, action_id: int, state: str, **values: Any) -> None:
-    if state in ATTEMPTS:
-        values["attempts"] = actions.c.attempts + ATTEMPTS[state]
+    """An unconditional change, for planning and checking open rows (a cancel, a refused order):
+    made under the lock, before the executor claims anything."""
     conn.execute(
         update(actions)
         .where(actions.c.id == action_id)
-        .values(state=STORED.get(state, state), updated_at=utcnow(), **values)
+        .values(state=state, updated_at=utcnow(), **values)
     )
-
-
-# Marks that count an attempt: "sending" takes one; "released" (a message claimed but never
-# sent, back to pending) gives it back.
-
-ATTEMPTS = {"sending": 1, "released": -1}
-
-STORED = {"released": "pending"}
-
-_MARK = update(actions).where(actions.c.id == bindparam("_id"))
-
-_MARKS = {
-    "": _MARK,
-    **{state: _MARK.values(attempts=actions.c.attempts + step) for state, step in ATTEMPTS.items()},
-}
 
 
 RELEASE = {

@@ -48,7 +48,15 @@ class Plans(Database):
                 cancel_row(conn, action_id, "held, then no longer decided on a later run")
             for sights in batched(sighted, BATCH):
                 pairs = dict.fromkeys(sights)  # a repeat in one batch is the same sighting
-                rows = [{"mailbox_id": m, "cycle": c, "first_seen": day} for m, c in pairs]
+                rows = [
+                    {
+                        "mailbox_id": m,
+                        "cycle": c,
+                        "first_seen": day,
+                        "snapshot_sha256": self.snapshot_sha256,
+                    }
+                    for m, c in pairs
+                ]
                 _first_seen(conn, sightings, rows)
             for starts in batched(began, BATCH):
                 rows = [{"mailbox_id": m, "cycle": c, "began": d} for (m, c), d in starts]

@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import RowMapping, func, insert, select, update
 
-from renewd.state.db import Database, new_id, utcnow
-from renewd.state.schema import alerts, runs
+from renewd.state.db import EPOCH_KEY, Database, new_id, utcnow
+from renewd.state.schema import actions, alerts, meta, runs
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Runs(Database):
     """Run records (what each run read, did and why it held) and operator alerts."""
 
     def start_run(self, day: date, snapshot: SnapshotInfo, policy_digest: str) -> int:
+        self.snapshot_sha256 = snapshot.sha256
         with self.engine.begin() as conn:
             result = conn.execute(
                 insert(runs).values(
@@ -81,8 +82,31 @@ class Runs(Database):
             first = conn.execute(select(func.min(runs.c.day))).scalar()
             return first - timedelta(days=1) if isinstance(first, date) else None
 
+    def take_ledger(self) -> int:
+        """Move the ledger's epoch on, as the lock's new holder: from now on no earlier holder
+        (one whose lock session ended while it worked) can claim an outbox row.
+
+        Taken again by a holder whose session ended, the epoch stays if nobody else moved it
+        meanwhile: its claims are still good. The epoch this process holds the ledger at.
+        """
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                select(meta.c.value).where(meta.c.key == EPOCH_KEY).with_for_update()
+            ).scalar()
+            if self.epoch and current == str(self.epoch):
+                return self.epoch
+            epoch = int(current or 0) + 1
+            if current is None:
+                conn.execute(insert(meta).values(key=EPOCH_KEY, value=str(epoch)))
+            else:
+                conn.execute(update(meta).where(meta.c.key == EPOCH_KEY).values(value=str(epoch)))
+        self.epoch = epoch
+        return epoch
+
     def close_crashed_runs(self) -> None:
-        """Runs still `running` when the lock is free died mid-way; their rows are resumed."""
+        """Runs still `running` when the lock is ours stopped mid-way (killed, or cut off from
+        the ledger: such a run, if alive, writes its own end over this); rows they left in flight
+        go back to pending, keeping the attempt, for this run to finish."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(runs)
@@ -90,8 +114,23 @@ class Runs(Database):
                 .values(
                     status="crashed",
                     finished_at=utcnow(),
-                    message="the process died; its work was resumed",
+                    message="stopped before its end (killed, or cut off from the ledger); "
+                    "a later run resumed its work",
                 )
+            )
+            conn.execute(
+                update(actions)
+                .where(actions.c.state == "sending")
+                .values(state="pending", updated_at=utcnow())
+            )
+
+    def planned(self, run_id: int, rows_read: int, rows_rejected: int) -> None:
+        """What the run read, recorded before it acts: a run killed midway still shows it."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(rows_read=rows_read, rows_rejected=rows_rejected)
             )
 
     def last_rows_read(self) -> int | None:

@@ -41,7 +41,7 @@ runs = Table(
     Column("day", Date, nullable=False, index=True),
     Column("started_at", String(32), nullable=False),
     Column("finished_at", String(32)),
-    # running | done | held | failed: only `done` runs advance the catch-up window
+    # running | done | held | failed | lost | crashed: only `done` runs advance the catch-up window
     Column("status", String(16), nullable=False),
     Column("snapshot_path", Text, nullable=False),
     Column("snapshot_sha256", String(64), nullable=False),
@@ -132,13 +132,15 @@ deletions = Table(
     UniqueConstraint("mailbox_id", "cycle", name="uq_deletion_cycle"),
 )
 
-# The first day renewd saw a mailbox expired and unrenewed in a cycle: the deletion guard.
+# The first day renewd saw a mailbox expired and unrenewed in a cycle, and the SHA-256 of the
+# snapshot it was seen in (version 3; "" before): the deletion guard.
 sightings = Table(
     "sightings",
     metadata,
     Column("mailbox_id", String(128), primary_key=True),
     Column("cycle", Date, primary_key=True),
     Column("first_seen", Date, nullable=False),
+    Column("snapshot_sha256", String(64), nullable=False, default=""),
 )
 
 # Version 2: operator alerts, at most one per cause and day.
@@ -169,15 +171,20 @@ def _add_alerts(conn: Connection) -> None:
     alerts.create(conn)
 
 
-def _add_cycles(conn: Connection) -> None:
+def _version_3(conn: Connection) -> None:
     """Add what version 3 has and the ledger lacks (a ledger is upgraded in one transaction, but
-    one restored from a partial copy may have some of it)."""
+    one restored from a partial copy may have some of it): the cycle model's anchor day and
+    renewal day on orders, the cycle starts, and the snapshot each sighting was made in."""
     present = {column["name"] for column in inspect(conn).get_columns("orders")}
     for name, kind in (("anchor_day", "INTEGER"), ("renewed_on", "DATE")):
         if name not in present:
             conn.execute(text(f"ALTER TABLE orders ADD COLUMN {name} {kind}"))
     cycle_starts.create(conn, checkfirst=True)
+    if "snapshot_sha256" not in {c["name"] for c in inspect(conn).get_columns("sightings")}:
+        conn.execute(
+            text("ALTER TABLE sightings ADD COLUMN snapshot_sha256 VARCHAR(64) NOT NULL DEFAULT ''")
+        )
 
 
 # How to bring a ledger of version N-1 to version N, in place.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_alerts, 3: _add_cycles}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_alerts, 3: _version_3}

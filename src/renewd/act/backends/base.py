@@ -14,6 +14,12 @@ class TransientError(RenewdError):
     """The backend could not be reached or answered 5xx after every retry: try again next run."""
 
 
+class NeedsOperator(TransientError):
+    """The peer answered something renewd cannot book (a redirect, an answer about another
+    charge): the effect stays open, the backend is not used again this run, and the operator is
+    told, since only a person can say whether the peer acted."""
+
+
 @dataclass(frozen=True)
 class Charge:
     """One renewal fee, keyed by (mailbox, cycle) so that a retry never charges twice."""
@@ -47,10 +53,14 @@ class Outcome:
 class Billing(Protocol):
     name: str
 
-    def charge(self, charge: Charge) -> Outcome: ...
+    async def charge(self, charge: Charge) -> Outcome: ...
+
+    async def close(self) -> None: ...
 
 
 class Provisioning(Protocol):
     name: str
 
-    def delete(self, removal: Removal) -> Outcome: ...
+    async def delete(self, removal: Removal) -> Outcome: ...
+
+    async def close(self) -> None: ...

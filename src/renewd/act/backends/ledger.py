@@ -17,8 +17,11 @@ class LedgerBilling:
     def __init__(self, settings: dict[str, Any], base: Path) -> None:
         known_settings(settings, (), "billing")
 
-    def charge(self, charge: Charge) -> Outcome:
+    async def charge(self, charge: Charge) -> Outcome:
         return Outcome("charged", reference=charge.idempotency_key)
+
+    async def close(self) -> None:
+        return None
 
 
 class LedgerProvisioning:
@@ -29,5 +32,8 @@ class LedgerProvisioning:
     def __init__(self, settings: dict[str, Any], base: Path) -> None:
         known_settings(settings, (), "provisioning")
 
-    def delete(self, removal: Removal) -> Outcome:
+    async def delete(self, removal: Removal) -> Outcome:
         return Outcome("deleted", reference=removal.idempotency_key)
+
+    async def close(self) -> None:
+        return None

@@ -5,10 +5,15 @@ operators can preview a run's messages with any mail client. What it writes hold
 addresses and phone numbers: every file and folder is created owner-only whatever the umask,
 and none is reached through a symbolic link (one planted in a shared directory would have renewd
 write wherever it points).
+
+An email is written as the bytes SMTP would carry (`flat.py`) into the Maildir's tmp/, synced
+and renamed into new/, as Maildir delivery is done; the write and its fsync run in a thread,
+`concurrency` of them at a time (default 8), so that the disk's waits overlap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import io
@@ -19,10 +24,11 @@ import socket
 import time
 from email.generator import BytesGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from renewd.config.plugins import SettingsError, known_settings
 from renewd.delivery.senders.base import Outbound, Result, Status, email_message, setting
+from renewd.delivery.senders.flat import Flattener
 
 LINKED = (
     "is a symbolic link; renewd does not follow links for what it writes: point 'path' at the "
@@ -36,14 +42,20 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
 class FileSender:
     def __init__(self, settings: dict[str, Any], base: Path, channel: str) -> None:
         what = f"senders.{channel}"
-        known_settings(settings, ("path", "from", "reply_to"), what)
+        known_settings(settings, ("path", "from", "reply_to", "concurrency"), what)
         self.channel = channel
         self.what = what
         self.path = base / setting(settings, "path", what)
         self.sender = setting(settings, "from", what, "renewd@localhost")
         self.reply_to = str(settings.get("reply_to", ""))
+        concurrency = settings.get("concurrency", 8)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise SettingsError(f"{what}: 'concurrency' must be a whole number, 1 or more")
+        self.concurrency = concurrency
+        self.flattener = Flattener(self.sender, self.reply_to)
         self._names = itertools.count()
         self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        self._lines: BinaryIO | None = None  # the SMS file, open for the run
         folders = [self.path.parent]
         if channel == "email":
             folders += [self.path, *(self.path / sub for sub in ("tmp", "new", "cur"))]
@@ -56,34 +68,56 @@ class FileSender:
             if self.channel != "email":
                 return self._append(message)
             try:
-                email = email_message(message, self.sender, self.reply_to)
+                data = self._bytes(message)
             except ValueError as exc:
                 return Result(Status.FAILED, error=str(exc))
-            buffer = io.BytesIO()
-            BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(email)
-            return Result(Status.SENT, provider_id=self._deliver(buffer.getvalue()))
+            return Result(Status.SENT, provider_id=await asyncio.to_thread(self._deliver, data))
         except OSError as exc:  # a broken spool: the message waits in the outbox for a fix
             return Result(Status.RETRY, error=_why(exc, self.what))
+
+    def _bytes(self, message: Outbound) -> bytes:
+        """What SMTP would carry: written flat, or by the email package for an address `flat`
+        does not write (not a plain one)."""
+        flat = self.flattener.flat(message)
+        if flat is not None:
+            return flat.data
+        buffer = io.BytesIO()
+        email = email_message(message, self.sender, self.reply_to)
+        BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(email)
+        return buffer.getvalue()
 
     def _append(self, message: Outbound) -> Result:
         record = {"key": message.key, "to": message.to, "locale": message.locale}
         line = json.dumps({**record, "body": message.text}, ensure_ascii=False) + "\n"
-        _write(self.path, os.O_APPEND, line.encode("utf-8"))
+        if self._lines is None:
+            fd = os.open(self.path, _NEW_FILE | os.O_APPEND, PRIVATE_FILE)
+            self._lines = os.fdopen(fd, "ab")
+        self._lines.write(line.encode("utf-8"))
+        self._lines.flush()  # a whole line in the file once it counts as sent
         return Result(Status.SENT, provider_id=message.key)
 
     def _deliver(self, data: bytes) -> str:
-        """Maildir delivery: written whole under tmp/, then renamed into new/."""
+        """Maildir delivery: a unique name in tmp/, written and synced, then moved to new/."""
         name = f"{time.time_ns()}.P{os.getpid()}Q{next(self._names)}.{self._host}"
         for folder in ("tmp", "new"):  # O_NOFOLLOW guards the file, not the folder it is in
             if (self.path / folder).is_symlink():
                 raise OSError(errno.ELOOP, "a symbolic link", str(self.path / folder))
         temporary = self.path / "tmp" / name
-        _write(temporary, os.O_EXCL, data)
+        fd = os.open(temporary, _NEW_FILE | os.O_EXCL, PRIVATE_FILE)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.rename(temporary, self.path / "new" / name)
         return name
 
     async def close(self) -> None:
-        return None
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
 
 
 def _no_link(path: Path, what: str) -> None:
@@ -97,12 +131,6 @@ def _private_dir(folder: Path, what: str) -> None:
     _no_link(folder, what)
     with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-
-
-def _write(path: Path, flags: int, data: bytes) -> None:
-    fd = os.open(path, _NEW_FILE | flags, PRIVATE_FILE)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
 
 
 def _why(exc: OSError, what: str) -> str:
