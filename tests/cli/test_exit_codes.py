@@ -1,8 +1,8 @@
 """The README's exit-code table, walked for every command.
 
-0 done; 1 `check` found problems in files it could read; 2 a file (or an argument) could not be
-used at all, a missing config for every command, `check` included; 3 `run` held deletions or
-deductions back; 75 another renewd holds the ledger.
+0 done; 1 `check` found problems in files it could read (or `diff` a difference); 2 a file (or an
+argument) could not be used at all, a missing config for every command, `check` included; 3 `run`
+held deletions or deductions back; 75 another renewd holds the ledger.
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ from click.testing import CliRunner, Result
 from renewd.cli.main import main
 from renewd.state.lock import RunLock
 
-from support import TODAY, Project, csv_row
+from support import ROOT, TODAY, Project, csv_row
 
 DAY = TODAY.isoformat()
 EVERY_COMMAND = [
     ["check"],
     ["dry-run", "--date", DAY],
     ["simulate", "--from", DAY, "--to", DAY],
+    ["diff", str(ROOT / "rules"), str(ROOT / "rules"), "--from", DAY, "--days", "1"],
+    ["forecast", "--from", DAY, "--days", "1"],
+    ["explain", "mb-1", "--date", DAY],
     ["run", "--date", DAY],
     ["history", "mb-1"],
     ["runs"],
@@ -70,6 +73,9 @@ def test_a_missing_config_exits_2_for_every_command(tmp_path: Path, args: list[s
         (["check"], 0),
         (["dry-run", "--date", DAY], 0),
         (["simulate", "--from", DAY, "--to", DAY], 0),
+        (["diff", str(ROOT / "rules"), str(ROOT / "rules"), "--from", DAY], 0),
+        (["forecast", "--from", DAY], 0),
+        (["explain", "mb-1", "--date", DAY], 0),
         (["run", "--date", DAY], 0),  # again: nothing new, still done
         (["history", "mb-1"], 0),
         (["runs"], 0),
@@ -85,6 +91,9 @@ def test_a_missing_config_exits_2_for_every_command(tmp_path: Path, args: list[s
         (["runs", "--show", "99"], 2),
         (["orders", "--month", "2026-13"], 2),
         (["render", "expird"], 2),
+        (["diff", str(ROOT / "rules"), "no-such-rules", "--from", DAY], 2),
+        (["forecast", "--from", DAY, "--out", "forecast.png"], 2),
+        (["explain", "mb-nope", "--date", DAY], 2),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else str(value),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from renewd.cli import init, preview, prune, records, work
+from renewd.cli import diff, explain, forecast, init, preview, prune, records, work
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -18,6 +18,9 @@ for command in (
     work.check,
     preview.dry_run,
     preview.simulate,
+    diff.diff,
+    forecast.forecast,
+    explain.explain,
     work.run,
     records.history,
     records.runs,

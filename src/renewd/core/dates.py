@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import calendar
 from datetime import date
+from functools import lru_cache
 
 
+@lru_cache(maxsize=1 << 14)  # a simulation asks for the same few thousand dates millions of times
 def add_months(day: date, months: int, anchor_day: int | None = None) -> date:
     """The day `months` later (earlier when negative) on the month's `anchor_day` (default: the
     day's own), clamped to the end of a shorter month.

@@ -41,6 +41,9 @@ FACTS: dict[str, FactType] = {
     "currency": FactType.STR,
 }
 
+# Facts `derive` leaves out when the snapshot has no value for them.
+OPTIONAL = frozenset({"domain_days_to_expiry"})
+
 
 def derive(
     mailbox: Mailbox,

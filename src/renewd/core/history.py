@@ -54,22 +54,28 @@ class Past(Protocol):
         """What earlier runs did to these mailboxes and accounts."""
 
 
+FRESH = CycleState()  # a cycle nothing is known of: most of them, shared
+
+
 class MemoryHistory:
     """History kept in memory; `record` applies a day's decisions to it."""
 
     def __init__(self) -> None:
-        self._done: set[StepKey] = set()
+        self._done: set[tuple[str, str, date, int]] = set()  # StepKey's fields: cheaper to hash
         self._renewed: set[tuple[str, date]] = set()
         self._reminded: set[tuple[str, date]] = set()
         self._renewals: dict[tuple[str, date], tuple[int, date]] = {}  # new cycle: anchor, start
 
     def done(self, key: StepKey) -> bool:
-        return key in self._done
+        return (key.mailbox_id, key.rule, key.cycle, key.step) in self._done
 
     def cycle(self, mailbox_id: str, cycle: date) -> CycleState:
         key = (mailbox_id, cycle)
-        anchor_day, began = self._renewals.get(key, (None, None))
-        return CycleState(key in self._renewed, key in self._reminded, anchor_day, began)
+        renewal = self._renewals.get(key)
+        renewed, reminded = key in self._renewed, key in self._reminded
+        if renewal is None:
+            return CycleState(renewed, reminded) if renewed or reminded else FRESH
+        return CycleState(renewed, reminded, *renewal)
 
     def unseen_debits(self, account_id: str) -> Decimal:
         """Nothing: the simulator lowers the balance itself when it applies a deduction."""
@@ -86,7 +92,7 @@ class MemoryHistory:
     def record(self, decisions: Iterable[Decision]) -> None:
         """Mark decisions done: taken and superseded steps alike."""
         for decision in decisions:
-            self._done.add(decision.key)
+            self._done.add((decision.mailbox_id, decision.rule, decision.cycle, decision.step))
             if decision.superseded_by or decision.anchor is not Anchor.EXPIRY:
                 continue
             key = (decision.mailbox_id, decision.cycle)

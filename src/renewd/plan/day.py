@@ -172,6 +172,15 @@ def wanted(window: Window, ids: Iterable[str] = ()) -> Wanted:
     return Wanted(due[Anchor.EXPIRY], due[Anchor.DOMAIN], frozenset(ids), window.today.isoformat())
 
 
+def day_window(config: Config, evaluator: Evaluator, day: date, ledger: Past | None) -> Window:
+    """The days a run on `day` evaluates: `day` and, after missed days, those since the last
+    complete run (at most `catch_up_days` back)."""
+    since = ledger.catch_up_since() if ledger else None
+    if since is not None:
+        since = max(since, day - timedelta(days=config.catch_up_days + 1))
+    return evaluator.window(day, since)
+
+
 def plan_day(
     config: Config,
     policy: Policy,
@@ -190,10 +199,7 @@ def plan_day(
     """
     meter = meter or Meter()
     evaluator = Evaluator(policy)
-    since = ledger.catch_up_since() if ledger else None
-    if since is not None:
-        since = max(since, day - timedelta(days=config.catch_up_days + 1))
-    window = evaluator.window(day, since)
+    window = day_window(config, evaluator, day, ledger)
     moment = taken_at(snapshot_path)
     watched = ledger.watched(moment) if ledger else set()
     snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)

@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
+from typing import NamedTuple
 
 from renewd.core.cycles import Cycle, CycleState, cycle_of
 from renewd.core.facts import derive
@@ -19,6 +19,11 @@ from renewd.core.model import Anchor, Decision, Kind, Mailbox, StepKey
 from renewd.core.money import Funds, Purse
 from renewd.policy.engine import Engine
 from renewd.policy.model import Policy, Rule
+
+# Enum members as plain names for the hot paths: in Python 3.11 each `Kind.DEDUCT` is a
+# descriptor call, and a long simulation makes millions of them.
+EXPIRY, DOMAIN = Anchor.EXPIRY, Anchor.DOMAIN
+DEDUCT, NOTIFY, DELETE = Kind.DEDUCT, Kind.NOTIFY, Kind.DELETE
 
 
 @dataclass
@@ -55,10 +60,22 @@ class Window:
     exhaustive: bool = False
 
     def may_match(self, mailbox: Mailbox) -> bool:
-        if self.exhaustive or mailbox.expires_on in self.due[Anchor.EXPIRY]:
+        if self.exhaustive or mailbox.expires_on in self.due[EXPIRY]:
             return True
         domain = mailbox.domain_expires_on
-        return domain is not None and domain in self.due[Anchor.DOMAIN]
+        return domain is not None and domain in self.due[DOMAIN]
+
+
+SPENDS, PROMISES = "spends", "promises"
+
+
+class Turn(NamedTuple):
+    """One mailbox's turn at its account's purse in a day's plan."""
+
+    mailbox: Mailbox
+    funds: Funds
+    decisions: list[Decision]
+    purse: str  # SPENDS: a renewal made today; PROMISES: one to come; "": neither
 
 
 class Evaluator:
@@ -73,6 +90,10 @@ class Evaluator:
         self.engine = Engine(policy)
         self._rules = {rule.id: rule for rule in policy.rules}
         self._steps = {anchor: policy.steps(anchor) for anchor in Anchor}
+        self._expiry_steps, self._domain_steps = (
+            self._steps[Anchor.EXPIRY],
+            self._steps[Anchor.DOMAIN],
+        )
         self._deducts = [r for r in policy.rules if r.deduct and r.anchor is Anchor.EXPIRY]
         # Mailboxes read beyond those on a step: the day before each deletion step (the deletion
         # guard wants renewd to have seen the mailbox expired on an earlier run), and every
@@ -84,6 +105,7 @@ class Evaluator:
             default=0,
         )
         self._ahead = timedelta(days=ahead)
+        self.look_ahead = ahead  # days
         expiry = self._steps[Anchor.EXPIRY] | eve | set(range(-ahead, 1))
         self._watched = {**self._steps, Anchor.EXPIRY: expiry}
 
@@ -117,25 +139,43 @@ class Evaluator:
                 accounts[mailbox.account_id].append(mailbox)
         per_mailbox: list[tuple[tuple[date, str], list[Decision]]] = []
         for account_id, members in accounts.items():
-            members.sort(key=_order)
-            unseen = history.unseen_debits(account_id)
-            if account_id in disputed:
-                for mailbox in members:
-                    funds = Funds(mailbox.balance - unseen)
-                    decisions = self._decide(mailbox, window, funds, history, money=False)
-                    per_mailbox.append((_order(mailbox), decisions))
-                continue
-            purse = Purse(members[0].balance, unseen)
-            for mailbox in members:
-                funds = purse.funds
-                decisions = self._decide(mailbox, window, funds, history)
-                if any(d.kind is Kind.DEDUCT and not d.superseded_by for d in decisions):
-                    purse.spend(mailbox.renewal_fee)
-                elif len(members) > 1 and self._renews_later(mailbox, window.today, funds, history):
-                    purse.promise(mailbox.renewal_fee)
-                per_mailbox.append((_order(mailbox), decisions))
+            if len(members) == 1 and not self._possible_in(members[0], window):
+                continue  # no step can be due, and no other mailbox shares the purse
+            for turn in self.walk(members, window, history, account_id in disputed):
+                if turn.decisions:
+                    per_mailbox.append((_order(turn.mailbox), turn.decisions))
         per_mailbox.sort(key=lambda item: item[0])
         return DayPlan(window.today, [d for _, decisions in per_mailbox for d in decisions])
+
+    def walk(
+        self, members: list[Mailbox], window: Window, history: History, disputed: bool = False
+    ) -> list[Turn]:
+        """One account's mailboxes in the plan's order, each with the money it could count on,
+        its decisions, and what it did to the purse: a renewal made spends its fee, one still to
+        come before a later mailbox's promises it (`plan`; `explain` shows it)."""
+        if len(members) > 1:
+            members = sorted(members, key=_order)
+        unseen = history.unseen_debits(members[0].account_id)
+        turns = []
+        if disputed:
+            for mailbox in members:
+                funds = Funds(mailbox.balance - unseen)
+                decisions = self._decide(mailbox, window, funds, history, money=False)
+                turns.append(Turn(mailbox, funds, decisions, ""))
+            return turns
+        purse = Purse(members[0].balance, unseen)
+        for mailbox in members:
+            funds = purse.funds
+            decisions = self._decide(mailbox, window, funds, history)
+            effect = ""
+            if any(d.kind is DEDUCT and not d.superseded_by for d in decisions):
+                purse.spend(mailbox.renewal_fee)
+                effect = SPENDS
+            elif len(members) > 1 and self._renews_later(mailbox, window.today, funds, history):
+                purse.promise(mailbox.renewal_fee)
+                effect = PROMISES
+            turns.append(Turn(mailbox, funds, decisions, effect))
+        return turns
 
     def declined(
         self, mailbox: Mailbox, window: Window, history: History, funds: Funds
@@ -164,6 +204,8 @@ class Evaluator:
         an earlier day still counts as due today while the mailbox has not expired: it is still
         made then, and never after the expiry day.
         """
+        if not self._possible_in(mailbox, window):
+            return []
         state = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
         due, cycle = self._due_steps(mailbox, window, funds.available, state, history, money, short)
         if cycle is None:
@@ -171,7 +213,7 @@ class Evaluator:
         today = window.today
 
         def rank(rule: Rule, day: date) -> tuple[date, int]:
-            current = rule.deduct and rule.anchor is Anchor.EXPIRY and today < mailbox.expires_on
+            current = rule.deduct and rule.anchor is EXPIRY and today < mailbox.expires_on
             return (today if current else day, rule.priority)
 
         winners: dict[str, tuple[tuple[date, int], Rule]] = {}
@@ -219,7 +261,7 @@ class Evaluator:
         cycle = cycle_of(mailbox, state)
         due = []
         for rule, day in latest.values():
-            if rule.anchor is Anchor.EXPIRY and not cycle.holds(day):
+            if rule.anchor is EXPIRY and not cycle.holds(day):
                 continue
             anchor_date = mailbox.anchor_date(rule.anchor)
             assert anchor_date is not None  # noqa: S101 - the engine only matches present dates
@@ -253,14 +295,24 @@ class Evaluator:
                     return True
         return False
 
-    def _possible_on(self, mailbox: Mailbox, day: date) -> bool:
+    def _possible_in(self, mailbox: Mailbox, window: Window) -> bool:
+        """Whether some rule has a step for the mailbox on one of the window's days."""
         if self.exhaustive:
             return True
-        for anchor, steps in self._steps.items():
-            anchor_date = mailbox.anchor_date(anchor)
-            if anchor_date is not None and (day - anchor_date).days in steps:
+        steps, domain_steps = self._expiry_steps, self._domain_steps
+        expires, domain = mailbox.expires_on, mailbox.domain_expires_on
+        for day in window.days:
+            if (day - expires).days in steps:
+                return True
+            if domain is not None and (day - domain).days in domain_steps:
                 return True
         return False
+
+    def _possible_on(self, mailbox: Mailbox, day: date) -> bool:
+        if self.exhaustive or (day - mailbox.expires_on).days in self._expiry_steps:
+            return True
+        domain = mailbox.domain_expires_on
+        return domain is not None and (day - domain).days in self._domain_steps
 
     @staticmethod
     def _actions(
@@ -273,31 +325,39 @@ class Evaluator:
         cycle: Cycle,
     ) -> list[Decision]:
         """A rule's actions in the order they happen: charge, tell, then delete."""
-        make = partial(
-            Decision,
-            date=today,
-            mailbox_id=mailbox.mailbox_id,
-            account_id=mailbox.account_id,
-            rule=rule.id,
-            cycle=key.cycle,
-            step=key.step,
-            anchor=rule.anchor,
-            superseded_by=superseded_by,
-            funds=funds,
-            next_expiry=cycle.next_end,
-            anchor_day=cycle.anchor_day,
-        )
+
+        def make(
+            kind: Kind, channel: str = "", amount: Decimal | None = None, currency: str = ""
+        ) -> Decision:
+            # positional, in the fields' order: millions are made in a long simulation
+            return Decision(
+                today,
+                mailbox.mailbox_id,
+                mailbox.account_id,
+                rule.id,
+                key.cycle,
+                key.step,
+                kind,
+                rule.anchor,
+                channel,
+                rule.template if channel else "",
+                amount,
+                currency,
+                superseded_by,
+                funds,
+                cycle.next_end,
+                cycle.anchor_day,
+            )
+
         actions = []
         if rule.deduct:
-            actions.append(
-                make(kind=Kind.DEDUCT, amount=mailbox.renewal_fee, currency=mailbox.currency)
-            )
+            actions.append(make(DEDUCT, "", mailbox.renewal_fee, mailbox.currency))
         for channel in rule.notify:
             if channel == "sms" and not mailbox.phone:
                 continue
-            actions.append(make(kind=Kind.NOTIFY, channel=channel, template=rule.template))
+            actions.append(make(NOTIFY, channel))
         if rule.delete:
-            actions.append(make(kind=Kind.DELETE))
+            actions.append(make(DELETE))
         return actions
 
 

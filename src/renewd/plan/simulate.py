@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from renewd.config.model import Config
 from renewd.core.errors import RenewdError
-from renewd.core.history import MemoryHistory
 from renewd.core.meter import Meter
-from renewd.core.model import Anchor, Decision, Kind, Mailbox
+from renewd.core.model import Anchor, Decision, Mailbox
 from renewd.plan.day import Candidates, wanted
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
-from renewd.plan.fork import alternate
+from renewd.plan.fork import Work, alternate
+from renewd.plan.world import World, play
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.spill import Place, Spill
@@ -34,6 +32,7 @@ CHUNK = 32  # decisions of a group written to disk, and read back, at a time
 # A decision with where it goes: its day, the mailbox's expiry that day, the mailbox, its place
 # in the group (unique, so tuples compare without ever reaching the Decision).
 Ordered = tuple[int, int, str, int, Decision]
+R = TypeVar("R")
 
 
 class Simulation:
@@ -41,7 +40,12 @@ class Simulation:
 
     A deduction lowers the account's balance and moves `expires_on` where the cycle model says
     (`renewal_months` later, on the cycle's anchor day): a new cycle. A deletion removes the
-    mailbox. Nothing is written outside this object but its own temporary file.
+    mailbox. Nothing is written outside this object but its own temporary files.
+
+    `others`: more policies played over the same scan (`diff`); the snapshot is read once, with
+    the mailboxes any of them can reach. `expired_within`: also read every mailbox whose
+    `expires_on` falls from that many days before `start` to `end` (`forecast` counts the
+    renewals that lapse and the mailboxes in grace, which no rule need reach).
     """
 
     def __init__(
@@ -51,36 +55,29 @@ class Simulation:
         snapshot_path: Path,
         only: tuple[str, ...] = (),
         meter: Meter | None = None,
+        *,
+        others: Sequence[Policy] = (),
+        expired_within: int | None = None,
     ) -> None:
-        self.evaluator = Evaluator(policy)
+        self.policies = (policy, *others)
+        self.evaluators = [Evaluator(p) for p in self.policies]
+        self.evaluator = self.evaluators[0]
         self.meter = meter or Meter()
-        self.snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
+        editions = frozenset[str]().union(*(p.editions for p in self.policies))
+        self.snapshot = Snapshot(snapshot_path, editions, config.default_locale)
         self.only = frozenset(only)
+        self.expired_within = expired_within
 
     def run(self, start: date, end: date) -> Iterator[DayPlan]:
         """The plan of each day; the snapshot is read, and the range worked out in groups of
         accounts (two at a time on two CPUs), before the first one is ready."""
-        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        days = day_range(start, end)
         windows = [self.evaluator.window(day) for day in days]
-        reach = self.evaluator.window(end, start - timedelta(days=1))
-        candidates, accounts, near = self._scan(reach)
-        self.meter.begin("simulating", "mailboxes", near)
-
-        def groups() -> Iterator[list[Mailbox]]:
-            """Every group, in order; each counts as done as this process passes it (the other
-            process works on its own groups at about the same pace)."""
-            for group in candidates.groups(self.snapshot.duplicates):
-                yield [m for m in group if m.account_id in accounts] if self.only else group
-                self.meter.advance(len(group))
 
         def work(group: list[Mailbox], spill: Spill) -> list[Place]:
             return self._simulate(group, windows, spill)
 
-        try:
-            done = alternate(groups, work, worth_it=candidates.spill is not None)
-        finally:
-            if candidates.spill is not None:
-                candidates.spill.close()
+        done = self.each_group(start, end, work)
         self.meter.begin("writing the plan", "days", len(days))
         try:
             merged = heapq.merge(*(_read(spill, places) for spill, places in done))
@@ -94,8 +91,41 @@ class Simulation:
                 self.meter.advance()
                 yield DayPlan(day, decisions)
         finally:
-            for spill in {id(spill): spill for spill, _ in done}.values():
-                spill.close()
+            close_spills(done)
+
+    def each_group(
+        self, start: date, end: date, work: Work[list[Mailbox], R]
+    ) -> list[tuple[Spill, R]]:
+        """`work(group, spill)` for each group of whole accounts that some rule can reach in the
+        range (two at a time on two CPUs), with the spill its result was written to: the caller
+        closes them (`close_spills`)."""
+        candidates, accounts, near = self._scan(self._reach(start, end))
+        self.meter.begin("simulating", "mailboxes", near)
+
+        def groups() -> Iterator[list[Mailbox]]:
+            """Every group, in order; each counts as done as this process passes it (the other
+            process works on its own groups at about the same pace)."""
+            for group in candidates.groups(self.snapshot.duplicates):
+                yield [m for m in group if m.account_id in accounts] if self.only else group
+                self.meter.advance(len(group))
+
+        try:
+            return alternate(groups, work, worth_it=candidates.spill is not None)
+        finally:
+            if candidates.spill is not None:
+                candidates.spill.close()
+
+    def world(self, group: list[Mailbox], policy: Policy) -> World:
+        return World(group, self.snapshot.conflicting_accounts, policy.paid_editions)
+
+    def _reach(self, start: date, end: date) -> Window:
+        """The anchor dates some rule of some policy can reach on some day of the range."""
+        reaches = [e.window(end, start - timedelta(days=1)) for e in self.evaluators]
+        due = {a: frozenset[date]().union(*(r.due[a] for r in reaches)) for a in Anchor}
+        if self.expired_within is not None:
+            expired = day_range(start - timedelta(days=self.expired_within), end)
+            due[Anchor.EXPIRY] |= frozenset(expired)
+        return Window(end, reaches[0].days, due)
 
     def _scan(self, reach: Window) -> tuple[Candidates, set[str], int]:
         """The mailboxes some rule can reach in the range, by account, and how many; with
@@ -119,21 +149,17 @@ class Simulation:
 
     def _simulate(self, group: list[Mailbox], windows: list[Window], spill: Spill) -> list[Place]:
         """One group of accounts through every day; where its decisions went, in order."""
-        world = _World(group, self.snapshot.conflicting_accounts)
-        history = MemoryHistory()
+        world = self.world(group, self.policies[0])
         chunks: list[Place] = []
         pending: list[Ordered] = []
         n = itertools.count()
-        for window in windows:
-            plan = self.evaluator.plan(world.current(window), window, history, world.disputed)
-            history.record(plan.decisions)
-            day = window.today.toordinal()
+        for plan in play(self.evaluator, world, windows):
+            day = plan.day.toordinal()
             for decision in plan.decisions:
                 if self.only and decision.mailbox_id not in self.only:
                     continue
                 expiry = world.mailboxes[decision.mailbox_id].expires_on.toordinal()
                 pending.append((day, expiry, decision.mailbox_id, next(n), decision))
-            world.apply(plan.actions)
             while len(pending) >= CHUNK:
                 chunks.append(spill.put(pending[:CHUNK]))
                 del pending[:CHUNK]
@@ -142,74 +168,13 @@ class Simulation:
         return chunks
 
 
-class _World:
-    """A group's mailboxes as the days change them, each carrying its account's balance of the
-    day, and indexed by the dates that put them on a step, so a day touches only the mailboxes
-    near one."""
-
-    def __init__(self, group: list[Mailbox], disputed: set[str]) -> None:
-        self.disputed = {m.account_id for m in group} & disputed
-        first: dict[str, Decimal] = {}
-        self.accounts: defaultdict[str, list[str]] = defaultdict(list)
-        for mailbox in sorted(group, key=lambda m: m.line):
-            first.setdefault(mailbox.account_id, mailbox.balance)
-            self.accounts[mailbox.account_id].append(mailbox.mailbox_id)
-        self.mailboxes: dict[str, Mailbox] = {}
-        self.on: dict[Anchor, defaultdict[date, set[str]]] = {
-            anchor: defaultdict(set) for anchor in Anchor
-        }
-        for mailbox in group:
-            # one balance per account, the first row's; a disputed account keeps each row's own
-            # (it gets no money action)
-            if mailbox.account_id not in self.disputed:
-                mailbox = replace(mailbox, balance=first[mailbox.account_id])
-            self.mailboxes[mailbox.mailbox_id] = mailbox
-            self._index(mailbox, add=True)
-
-    def current(self, window: Window) -> list[Mailbox]:
-        """The mailboxes the day's window can reach."""
-        ids: set[str] = set()
-        for anchor, dates in window.due.items():
-            on = self.on[anchor]
-            for day in dates:
-                ids |= on.get(day, set())
-        return [self.mailboxes[mailbox_id] for mailbox_id in sorted(ids)]
-
-    def apply(self, actions: Iterable[Decision]) -> None:
-        for decision in actions:
-            mailbox = self.mailboxes.get(decision.mailbox_id)
-            if mailbox is None:
-                continue
-            if decision.kind is Kind.DEDUCT and decision.amount is not None:
-                self._index(mailbox, add=False)
-                self.mailboxes[mailbox.mailbox_id] = _renewed(mailbox, decision)
-                self._index(self.mailboxes[mailbox.mailbox_id], add=True)
-                self._spend(mailbox.account_id, decision.amount)
-            elif decision.kind is Kind.DELETE:
-                self._index(mailbox, add=False)
-                del self.mailboxes[mailbox.mailbox_id]
-
-    def _spend(self, account_id: str, amount: Decimal) -> None:
-        for mailbox_id in self.accounts[account_id]:
-            mailbox = self.mailboxes.get(mailbox_id)
-            if mailbox is not None:
-                self.mailboxes[mailbox_id] = replace(mailbox, balance=mailbox.balance - amount)
-
-    def _index(self, mailbox: Mailbox, add: bool) -> None:
-        for anchor in Anchor:
-            day = mailbox.anchor_date(anchor)
-            if day is not None:
-                ids = self.on[anchor][day]
-                if add:
-                    ids.add(mailbox.mailbox_id)
-                else:
-                    ids.discard(mailbox.mailbox_id)
+def day_range(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-def _renewed(mailbox: Mailbox, deduction: Decision) -> Mailbox:
-    """The mailbox in its next cycle, keeping the anchor day the renewal was made on."""
-    assert deduction.next_expiry is not None  # noqa: S101 - the evaluator sets it on every decision
-    return replace(mailbox, expires_on=deduction.next_expiry, anchor_day=deduction.anchor_day)
+def close_spills(done: list[tuple[Spill, R]]) -> None:
+    for spill in {id(spill): spill for spill, _ in done}.values():
+        spill.close()
 
 
 def _read(spill: Spill, chunks: list[Place]) -> Iterator[Ordered]:

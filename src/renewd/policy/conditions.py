@@ -8,12 +8,12 @@ mailboxes no rule can match today, and tells each rule which date its steps coun
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from renewd.core.facts import FACTS, MONEY_SCALE, FactType
+from renewd.core.facts import FACTS, MONEY_SCALE, OPTIONAL, FactType
 from renewd.core.model import Anchor
 
 Value = int | bool | str | Decimal
@@ -97,9 +97,12 @@ def to_durable(cond: Cond) -> dict[str, Any]:
     if isinstance(cond, Not):
         raise ValueError("condition must be in negation normal form")
     right: Any = {"$m": cond.other} if cond.other else engine_value(cond.fact, _present(cond.value))
-    if cond.op == "eq":
-        return {cond.fact: right}
-    return {DURABLE_OP[cond.op]: {cond.fact: right}}
+    compiled = {cond.fact: right} if cond.op == "eq" else {DURABLE_OP[cond.op]: {cond.fact: right}}
+    if cond.other in OPTIONAL:
+        # durable_rules takes a comparison with a missing `$m` fact inside an `$and` as true
+        # (alone, as false): it must be there for the comparison to hold
+        return {"$and": [{"$ex": {cond.other: 1}}, compiled]}
+    return compiled
 
 
 def _present(value: Value | None) -> Value:
@@ -119,6 +122,17 @@ def referenced(cond: Cond) -> set[str]:
         if isinstance(cond, All | AnyOf)
         else set()
     )
+
+
+def comparisons(cond: Cond) -> Iterator[Cmp]:
+    """Every comparison in a condition, in the order written."""
+    if isinstance(cond, Cmp):
+        yield cond
+    elif isinstance(cond, Not):
+        yield from comparisons(cond.item)
+    else:
+        for item in cond.items:
+            yield from comparisons(item)
 
 
 def window(cond: Cond, anchor: Anchor) -> frozenset[int]:
