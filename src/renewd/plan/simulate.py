@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -35,13 +35,17 @@ CHUNK = 32  # decisions of a group written to disk, and read back, at a time
 # in the group (unique, so tuples compare without ever reaching the Decision).
 Ordered = tuple[int, int, str, int, Decision]
 
+# Money customers add, by day and account: "what if they top up 500 on 2027-02-01".
+TopUps = Mapping[date, Mapping[str, Decimal]]
+
 
 class Simulation:
     """Days `start`..`end` in order; each day's plan is applied before the next day is planned.
 
     A deduction lowers the account's balance and moves `expires_on` where the cycle model says
     (`renewal_months` later, on the cycle's anchor day): a new cycle. A deletion removes the
-    mailbox. Nothing is written outside this object but its own temporary file.
+    mailbox. `top_ups` raise an account's balance at the start of their day. Nothing is written
+    outside this object but its own temporary file.
     """
 
     def __init__(
@@ -51,11 +55,13 @@ class Simulation:
         snapshot_path: Path,
         only: tuple[str, ...] = (),
         meter: Meter | None = None,
+        top_ups: TopUps | None = None,
     ) -> None:
         self.evaluator = Evaluator(policy)
         self.meter = meter or Meter()
         self.snapshot = Snapshot(snapshot_path, policy.editions, config.default_locale)
         self.only = frozenset(only)
+        self.top_ups = top_ups or {}
 
     def run(self, start: date, end: date) -> Iterator[DayPlan]:
         """The plan of each day; the snapshot is read, and the range worked out in groups of
@@ -125,6 +131,8 @@ class Simulation:
         pending: list[Ordered] = []
         n = itertools.count()
         for window in windows:
+            for account_id, amount in self.top_ups.get(window.today, {}).items():
+                world.add(account_id, amount)
             plan = self.evaluator.plan(world.current(window), window, history, world.disputed)
             history.record(plan.decisions)
             day = window.today.toordinal()
@@ -184,16 +192,17 @@ class _World:
                 self._index(mailbox, add=False)
                 self.mailboxes[mailbox.mailbox_id] = _renewed(mailbox, decision)
                 self._index(self.mailboxes[mailbox.mailbox_id], add=True)
-                self._spend(mailbox.account_id, decision.amount)
+                self.add(mailbox.account_id, -decision.amount)
             elif decision.kind is Kind.DELETE:
                 self._index(mailbox, add=False)
                 del self.mailboxes[mailbox.mailbox_id]
 
-    def _spend(self, account_id: str, amount: Decimal) -> None:
-        for mailbox_id in self.accounts[account_id]:
+    def add(self, account_id: str, amount: Decimal) -> None:
+        """Money into (or, negative, out of) the account: every row of it shows the balance."""
+        for mailbox_id in self.accounts.get(account_id, ()):
             mailbox = self.mailboxes.get(mailbox_id)
             if mailbox is not None:
-                self.mailboxes[mailbox_id] = replace(mailbox, balance=mailbox.balance - amount)
+                self.mailboxes[mailbox_id] = replace(mailbox, balance=mailbox.balance + amount)
 
     def _index(self, mailbox: Mailbox, add: bool) -> None:
         for anchor in Anchor:
