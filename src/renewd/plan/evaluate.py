@@ -74,6 +74,8 @@ class Evaluator:
         self._rules = {rule.id: rule for rule in policy.rules}
         self._steps = {anchor: policy.steps(anchor) for anchor in Anchor}
         self._deducts = [r for r in policy.rules if r.deduct and r.anchor is Anchor.EXPIRY]
+        after = policy.deletion_after
+        self._deletion = None if after is None else timedelta(days=after)
         # Mailboxes read beyond those on a step: the day before each deletion step (the deletion
         # guard wants renewd to have seen the mailbox expired on an earlier run), and every
         # expiry up to the furthest day a rule that reads the balance looks ahead (a renewal due
@@ -162,16 +164,20 @@ class Evaluator:
         That is the step that came due last (after missed days, an earlier step is out of date),
         and among steps of the same day the rule with the highest priority. A renewal missed on
         an earlier day still counts as due today while the mailbox has not expired: it is still
-        made then, and never after the expiry day.
+        made then, and never after the expiry day. A missed retry (`auto_renew_retry`, opt-in)
+        counts as due today until the deletion step: renewing is still possible until then.
         """
         state = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
         due, cycle = self._due_steps(mailbox, window, funds.available, state, history, money, short)
         if cycle is None:
             return []
         today = window.today
+        renewable = today < mailbox.expires_on
+        retryable = self._deletion is None or today < mailbox.expires_on + self._deletion
 
         def rank(rule: Rule, day: date) -> tuple[date, int]:
-            current = rule.deduct and rule.anchor is Anchor.EXPIRY and today < mailbox.expires_on
+            late = rule.retry and retryable
+            current = rule.deduct and rule.anchor is Anchor.EXPIRY and (renewable or late)
             return (today if current else day, rule.priority)
 
         winners: dict[str, tuple[tuple[date, int], Rule]] = {}
