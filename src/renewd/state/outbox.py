@@ -51,9 +51,11 @@ class Outbox(Database):
             cancel_row(conn, action_id, reason)
 
     def order_for(self, mailbox_id: str, cycle: date) -> RowMapping | None:
+        """The cycle's latest charge attempt: the one an open deduction is for (an earlier
+        attempt is settled, or no later one could have been made)."""
         with self.engine.connect() as conn:
             query = select(orders).where(orders.c.mailbox_id == mailbox_id, orders.c.cycle == cycle)
-            return conn.execute(query).mappings().first()
+            return conn.execute(query.order_by(orders.c.attempt.desc())).mappings().first()
 
     def mark_many(self, marks: Sequence[Mark], tenure: Tenure) -> frozenset[int] | None:
         """Claims and outcomes of several outbox rows in one transaction (one fsync on SQLite),
