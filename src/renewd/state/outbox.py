@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, func, insert, select, update
+from sqlalchemy import RowMapping, and_, case, func, insert, select, update
 
 from renewd.state.claims import Mark, Tenure, claim, fenced, record
 from renewd.state.db import OPEN_ACTION, Database, utcnow
@@ -194,7 +194,11 @@ RELEASE = {
 
 
 def release_dependents(conn: Any, lead_id: int, outcome: str) -> None:
-    """After a deduction or deletion, decide what its waiting and standing-by rows become."""
+    """After a deduction or deletion, decide what its waiting and standing-by rows become.
+
+    A standing-by row that the deduction superseded (a grace reminder on a retry day) is
+    superseded after all when the charge succeeds, and acts, superseded by nothing, when not.
+    """
     waiting, standby = RELEASE[outcome]
     now = utcnow()
     dependents = and_(actions.c.depends_on == lead_id)
@@ -203,8 +207,9 @@ def release_dependents(conn: Any, lead_id: int, outcome: str) -> None:
         .where(dependents, actions.c.state == "waiting")
         .values(state=waiting, updated_at=now)
     )
-    conn.execute(
-        update(actions)
-        .where(dependents, actions.c.state == "standby")
-        .values(state=standby, updated_at=now)
-    )
+    standing = update(actions).where(dependents, actions.c.state == "standby")
+    if outcome == "success":
+        replaced = case((actions.c.superseded_by != "", "superseded"), else_="cancelled")
+        conn.execute(standing.values(state=replaced, updated_at=now))
+    else:
+        conn.execute(standing.values(state=standby, superseded_by="", updated_at=now))
