@@ -9,6 +9,7 @@ import textwrap
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,10 +47,9 @@ def on(offset: int) -> date:
     return EXPIRES + timedelta(days=offset)
 
 
-def box(balance: str = "50.00", **changes: object) -> Mailbox:
-    return mailbox(
-        **{"expires_on": EXPIRES, "auto_renew": True, "phone": "", **changes}, balance=balance
-    )
+def box(balance: str = "50.00", **changes: Any) -> Mailbox:
+    fields: dict[str, Any] = {"expires_on": EXPIRES, "auto_renew": True, "phone": "", **changes}
+    return mailbox(**fields, balance=balance)
 
 
 def plan(
