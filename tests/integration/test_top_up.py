@@ -211,3 +211,29 @@ def test_killed_between_the_retry_charge_and_its_record_it_is_charged_once(
     assert len(peer.effects) == 1
     assert [(o["attempt"], o["state"]) for o in project.orders()] == [(1, "charged")]
     assert subjects(project) == [FAILED, RENEWED]
+
+
+def test_killed_after_a_second_attempts_charge_it_is_that_attempt_that_is_charged_once(
+    tmp_path: Path, peer: BackendPeer, ledgers: Ledgers
+) -> None:
+    """D+1's retry is declined; D+7's, the cycle's second attempt, is charged and the run dies
+    before recording it: the next run sends the second attempt's key again, not a third."""
+    peer.script["mb-1"] = ["declined"]
+    project = project_for(tmp_path, peer, ledgers)
+    export(project, on(-3), "50.00")
+    assert project.run(on(-3)).returncode == 0
+    export(project, on(1), "500.00")
+    assert project.run(on(1)).returncode == 0
+    export(project, on(7), "500.00")
+    killed = project.run(on(7), env={"RENEWD_CRASH_AT": "after-charge"})
+    assert killed.returncode == -9
+    again = project.run(on(7))
+    assert again.returncode == 0, again.stderr
+    assert [key for key, _ in peer.requests] == [KEY, f"{KEY}:2", f"{KEY}:2"]
+    assert [e["status"] for e in peer.effects.values()] == ["declined", "charged"]
+    assert [(o["attempt"], o["state"]) for o in project.orders()] == [
+        (1, "declined"),
+        (2, "charged"),
+    ]
+    assert subjects(project)[-1] == RENEWED
+    assert subjects(project).count(RENEWED) == 1
