@@ -26,6 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from peers.backend import BackendPeer
+from renewd.act.run import run_day
+from renewd.cli.options import load
+from renewd.core.dates import add_months
 from renewd.state import schema
 from renewd.state.lock import RunLock
 from renewd.state.schema import SCHEMA_VERSION, cycle_starts, meta, orders
@@ -606,3 +609,30 @@ def test_an_upgrade_that_fails_midway_leaves_the_ledger_as_it_was(
     finally:
         ledger.close()
     assert [tuple(row) for row in kept] == [("mb-1", "charged")]
+
+
+def test_an_upgrade_in_process_leaves_the_ledgers_made_after_it_as_new(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    """Upgrading one ledger must not change the schema the process creates next: a new ledger
+    still renews a mailbox cycle after cycle (a constraint over `mailbox_id` alone, left behind
+    by the upgrade, once refused its second renewal)."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = Project(tmp_path / "old", ledger=ledger_url)
+    old.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+    assert old.run(DAY).returncode == 0
+    as_version_3(old)
+    ledger = old.ledger()
+    try:
+        ledger.upgrade()
+        assert ledger.version() == schema.SCHEMA_VERSION
+    finally:
+        ledger.close()
+    new = Project(tmp_path / "new")
+    config, policy = load(new.config)
+    for expires in (days(3), add_months(days(3), 12)):
+        new.snapshot(csv_row("mb-1", expires, auto_renew=True, balance="500.00"))
+        day = expires - timedelta(days=3)
+        assert run_day(config, policy, new.root / "snapshot.csv", day).status == "done"
+    assert [o["state"] for o in new.orders()] == ["charged", "charged"]

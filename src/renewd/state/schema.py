@@ -23,7 +23,7 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.schema import AddConstraint, DropConstraint
+from sqlalchemy.schema import AddConstraint
 
 SCHEMA_VERSION = 4
 
@@ -223,7 +223,9 @@ def _version_4(conn: Connection) -> None:
         _rebuild_orders(conn, columns)
         return
     if "uq_order_cycle" in uniques:
-        conn.execute(DropConstraint(UniqueConstraint(orders.c.mailbox_id, name="uq_order_cycle")))
+        # by name: a UniqueConstraint built over `orders.c` would attach itself to the shared
+        # `orders` table, and every ledger created later in the process would carry it
+        conn.execute(text("ALTER TABLE orders DROP CONSTRAINT uq_order_cycle"))
     if "attempt" not in columns:
         conn.execute(text("ALTER TABLE orders ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1"))
     if "uq_order_attempt" not in uniques:
