@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 
 from peers.backend import BackendPeer
+from renewd.act.run import run_day
+from renewd.cli.options import load
+from renewd.core.dates import add_months
+from renewd.state import schema
 from renewd.state.lock import RunLock
 from renewd.state.schema import SCHEMA_VERSION, cycle_starts, meta, orders
 
-from support import Project, csv_row
+from support import ROOT, Project, csv_row
 
 DAY = date(2026, 12, 1)
 
@@ -458,3 +475,164 @@ def test_held_steps_are_counted_by_reason_in_one_line_and_listed_in_full_apart(
     listed = [line.split()[0] for line in shown.splitlines() if line.startswith("mb-old-")]
     assert listed == [f"mb-old-{n:02d}" for n in range(12)]
     assert "held steps (12):" in shown
+
+
+def as_version_3(project: Project) -> None:
+    """Give the ledger's orders the shape they had in version 3: one order per (mailbox, cycle),
+    no attempt number."""
+    ledger = project.ledger()
+    try:
+        with ledger.engine.begin() as conn:
+            conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("DROP INDEX uq_order_live"))
+                conn.execute(text("ALTER TABLE orders DROP CONSTRAINT uq_order_attempt"))
+                conn.execute(text("ALTER TABLE orders DROP COLUMN attempt"))
+                conn.execute(
+                    text(
+                        "ALTER TABLE orders ADD CONSTRAINT uq_order_cycle UNIQUE (mailbox_id, cycle)"
+                    )
+                )
+                return
+            conn.execute(text("ALTER TABLE orders RENAME TO orders_v4"))
+            for index in ("uq_order_live", "ix_orders_account_id"):
+                conn.execute(text(f"DROP INDEX {index}"))
+            old = [c for c in orders.columns if c.name != "attempt"]
+            Table(
+                "orders",
+                MetaData(),
+                *(
+                    Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable,
+                           unique=c.unique, index=c.index)
+                    for c in old
+                ),
+                UniqueConstraint("mailbox_id", "cycle", name="uq_order_cycle"),
+            ).create(conn)  # fmt: skip
+            names = ", ".join(c.name for c in old)
+            conn.execute(text(f"INSERT INTO orders ({names}) SELECT {names} FROM orders_v4"))  # noqa: S608
+            conn.execute(text("DROP TABLE orders_v4"))
+    finally:
+        ledger.close()
+
+
+def order_constraints(project: Project) -> tuple[set[str], set[str], set[str]]:
+    """The orders table's columns, unique constraints and indexes, by name."""
+    ledger = project.ledger()
+    try:
+        with ledger.engine.connect() as conn:
+            found = inspect(conn)
+            return (
+                {c["name"] for c in found.get_columns("orders")},
+                {u["name"] or "" for u in found.get_unique_constraints("orders")},
+                {i["name"] or "" for i in found.get_indexes("orders")},
+            )
+    finally:
+        ledger.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest) -> str:
+    return "" if request.param == "sqlite" else request.getfixturevalue("postgres").database()
+
+
+def test_a_version_3_ledger_keeps_its_orders_as_first_attempts(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    """Upgraded in place: each order of version 3 is its cycle's first attempt, a declined one
+    can be retried with a key of its own, and the database refuses a second live order."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for policy in (ROOT / "rules" / "lifecycle.yaml", ROOT / "examples" / "auto-renew-retry.yaml"):
+        shutil.copy(policy, rules)
+    with BackendPeer() as peer:
+        peer.script["mb-declined"] = ["declined"]
+        billing = f"{{backend: http, url: '{peer.url}', timeout: 5, attempts: 1, backoff: 0}}"
+        project = Project(tmp_path, billing=billing, rules=rules, ledger=ledger_url)
+        rows = [
+            csv_row(mb, days(3), auto_renew=True, balance="500.00")
+            for mb in ("mb-charged", "mb-declined")
+        ]
+        project.snapshot(*rows)
+        assert project.run(DAY).returncode == 0
+        as_version_3(project)
+        assert order_constraints(project)[1] >= {"uq_order_cycle"}
+        project.snapshot(*rows)
+        assert project.run(days(2)).returncode == 0  # the retry the day before expiry
+    columns, uniques, indexes = order_constraints(project)
+    assert "attempt" in columns and "uq_order_live" in indexes
+    assert "uq_order_cycle" not in uniques and "uq_order_attempt" in uniques
+    assert sorted((o["mailbox_id"], o["attempt"], o["state"]) for o in project.orders()) == [
+        ("mb-charged", 1, "charged"),
+        ("mb-declined", 1, "declined"),
+        ("mb-declined", 2, "charged"),
+    ]
+    assert [key for key, _ in peer.requests][-1] == "renewd:charge:mb-declined:2026-12-04:2"
+    ledger = project.ledger()
+    try:
+        first = next(o for o in project.orders() if o["mailbox_id"] == "mb-charged")
+        second = {**first, "id": None, "attempt": 2, "state": "pending", "idempotency_key": "x"}
+        with pytest.raises(IntegrityError), ledger.engine.begin() as conn:
+            conn.execute(insert(orders).values({k: v for k, v in second.items() if k != "id"}))
+    finally:
+        ledger.close()
+
+
+def test_an_upgrade_that_fails_midway_leaves_the_ledger_as_it_was(
+    tmp_path: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migration's DDL and the version it writes are one transaction, on SQLite as well (its
+    Python driver would otherwise run each DDL statement on its own)."""
+    project = Project(tmp_path, ledger=ledger_url)
+    project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+    assert project.run(DAY).returncode == 0
+    as_version_3(project)
+    real = schema.MIGRATIONS[4]
+
+    def fails_after(conn: Connection) -> None:
+        real(conn)
+        raise RuntimeError("the machine lost power here")
+
+    monkeypatch.setitem(schema.MIGRATIONS, 4, fails_after)
+    ledger = project.ledger()
+    try:
+        with pytest.raises(RuntimeError):
+            ledger.upgrade()
+        assert ledger.version() == 3
+    finally:
+        ledger.close()
+    columns, uniques, _ = order_constraints(project)
+    assert "attempt" not in columns and "uq_order_cycle" in uniques
+    ledger = project.ledger()
+    try:
+        with ledger.engine.connect() as conn:
+            kept = conn.execute(text("SELECT mailbox_id, state FROM orders")).all()
+    finally:
+        ledger.close()
+    assert [tuple(row) for row in kept] == [("mb-1", "charged")]
+
+
+def test_an_upgrade_in_process_leaves_the_ledgers_made_after_it_as_new(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    """Upgrading one ledger must not change the schema the process creates next: a new ledger
+    still renews a mailbox cycle after cycle (a constraint over `mailbox_id` alone, left behind
+    by the upgrade, once refused its second renewal)."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = Project(tmp_path / "old", ledger=ledger_url)
+    old.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+    assert old.run(DAY).returncode == 0
+    as_version_3(old)
+    ledger = old.ledger()
+    try:
+        ledger.upgrade()
+        assert ledger.version() == schema.SCHEMA_VERSION
+    finally:
+        ledger.close()
+    new = Project(tmp_path / "new")
+    config, policy = load(new.config)
+    for expires in (days(3), add_months(days(3), 12)):
+        new.snapshot(csv_row("mb-1", expires, auto_renew=True, balance="500.00"))
+        day = expires - timedelta(days=3)
+        assert run_day(config, policy, new.root / "snapshot.csv", day).status == "done"
+    assert [o["state"] for o in new.orders()] == ["charged", "charged"]

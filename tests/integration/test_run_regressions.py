@@ -309,43 +309,76 @@ def test_a_held_deduction_then_a_manual_renewal_leaves_nothing_open(tmp_path: Pa
     assert not stuck and depth == 0, f"stuck: {stuck}; outbox_depth={depth}"
 
 
-RETRY_RULE = """
+def second_deduction(rule: str, *, renewed_condition: bool) -> str:
+    """A hand-written rule that deducts again on the day before expiry."""
+    renewed = "      renewed: false\n" if renewed_condition else ""
+    return f"""
 rules:
-  - id: auto-renew-retry
+  - id: {rule}
     priority: 5
     when:
       is_paid: true
       auto_renew: true
-      renewed: false
-      balance_covers_fee: true
+{renewed}      balance_covers_fee: true
       days_to_expiry: 1
-    then: {deduct: true, notify: [email], template: auto-renew}
+    then: {{deduct: true, notify: [email], template: auto-renew}}
 """
 
 
-def test_a_second_deduction_in_a_cycle_leaves_no_message_waiting(tmp_path: Path) -> None:
-    """When a later rule decides a second deduction in a cycle that already has an order, the
-    deduction fails and its message is closed with it, never left waiting."""
+def with_rule(tmp_path: Path, text: str, billing: str) -> Project:
     rules = tmp_path / "rules"
     rules.mkdir()
     shutil.copy(ROOT / "rules" / "lifecycle.yaml", rules / "lifecycle.yaml")
-    (rules / "retry.yaml").write_text(RETRY_RULE, encoding="utf-8")
+    (rules / "extra.yaml").write_text(text, encoding="utf-8")
+    project = Project(tmp_path, billing=billing)
+    config = project.config.read_text().replace(f"rules: {ROOT / 'rules'}", f"rules: {rules}")
+    project.config.write_text(config)
+    return project
+
+
+def test_a_second_deduction_in_a_paid_cycle_fails_and_leaves_no_message_waiting(
+    tmp_path: Path,
+) -> None:
+    """When a later rule decides a second deduction in a cycle that already has a charged order,
+    the deduction fails and its message is closed with it, never left waiting."""
     with BackendPeer() as peer:
-        peer.script["mb-1"] = ["declined"]
-        project = Project(tmp_path, billing=http(peer.url))
-        config = project.config.read_text().replace(f"rules: {ROOT / 'rules'}", f"rules: {rules}")
-        project.config.write_text(config)
+        rule = second_deduction("charge-again", renewed_condition=False)
+        project = with_rule(tmp_path, rule, http(peer.url))
         project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
         assert project.run(DAY).returncode == 0
-        assert project.orders()[0]["state"] == "declined"
         project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
         second = project.run(days(2))
         assert second.returncode == 0, second.stderr
-    assert len(project.orders()) == 1  # at most one order per cycle
+    assert [(o["attempt"], o["state"]) for o in project.orders()] == [(1, "charged")]
+    assert len(peer.requests) == 1
     rows = action_rows(project, "mb-1")
+    assert ("charge-again", "deduct", "", "failed") in [r[:4] for r in rows], rows
     waiting = [r for r in rows if r[3] in STILL_OPEN]
     depth = outbox_depth(project)
     assert not waiting and depth == 0, f"{waiting}; outbox_depth={depth}; all: {rows}"
+
+
+def test_a_deduction_after_a_decline_is_a_new_attempt_with_its_own_key(tmp_path: Path) -> None:
+    """A declined charge leaves its cycle open: a later deduction in it is the cycle's second
+    attempt, sent with a key of its own (an idempotent peer would answer the first key with the
+    first decline), and nothing is left waiting."""
+    with BackendPeer() as peer:
+        peer.script["mb-1"] = ["declined"]
+        project = with_rule(
+            tmp_path, second_deduction("charge-again", renewed_condition=True), http(peer.url)
+        )
+        project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+        assert project.run(DAY).returncode == 0
+        project.snapshot(csv_row("mb-1", days(3), auto_renew=True, balance="500.00"))
+        assert project.run(days(2)).returncode == 0
+    keys = ["renewd:charge:mb-1:2026-12-04", "renewd:charge:mb-1:2026-12-04:2"]
+    assert [key for key, _ in peer.requests] == keys
+    assert [(o["attempt"], o["idempotency_key"], o["state"]) for o in project.orders()] == [
+        (1, keys[0], "declined"),
+        (2, keys[1], "charged"),
+    ]
+    rows = action_rows(project, "mb-1")
+    assert not [r for r in rows if r[3] in STILL_OPEN] and outbox_depth(project) == 0, rows
 
 
 # -- billing refusals -----------------------------------------------------------------------

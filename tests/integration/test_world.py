@@ -8,13 +8,18 @@ day's snapshot. Over the same days, `simulate` from the first snapshot must pred
 actions `run` took. The worlds are seeded and random: shared accounts, short balances, zero fees,
 monthly and yearly plans, month ends, domains, both locales, free editions.
 
-Three worlds run in the normal suite (in-process, about 10 s each); `pytest -m slow` runs 20.
+Some worlds run under the policy with auto-renewal retries (`examples/auto-renew-retry.yaml`),
+and their customers top up on random days: the world adds the money to the day's snapshot, and
+`simulate` is told the same top-ups (`--top-up`), so that retries after a short balance happen.
+
+Four worlds run in the normal suite (in-process, about 10 s each); `pytest -m slow` runs 26.
 """
 
 from __future__ import annotations
 
 import calendar
 import random
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -29,10 +34,11 @@ from renewd.cli.options import load
 from renewd.core.dates import add_months
 from renewd.core.model import Kind
 from renewd.plan.simulate import Simulation
+from renewd.plan.world import TopUps
 from renewd.state.ledger import Ledger
 from renewd.state.schema import actions, deletions, orders
 
-from support import Project
+from support import ROOT, Project
 
 START = date(2027, 1, 20)
 DAYS = 70
@@ -126,6 +132,31 @@ def make_world(seed: int) -> tuple[list[Box], dict[str, Decimal]]:
     return boxes, balances
 
 
+def make_top_ups(seed: int, boxes: list[Box]) -> TopUps:
+    """Money customers add: some on any day, and some around an auto-renewing mailbox's expiry,
+    from the day after its auto-renewal to its last retry, as a customer told of a failed
+    renewal would."""
+    rng = random.Random(seed * 7919)
+    top_ups: defaultdict[date, dict[str, Decimal]] = defaultdict(dict)
+    for box in boxes:
+        days = [rng.randint(1, DAYS - 1)] if rng.random() < 0.3 else []
+        if box.auto_renew and rng.random() < 0.6:
+            days.append((box.expires_on - START).days + rng.randint(-2, 15))
+        for offset in days:
+            day = START + timedelta(days=offset)
+            amount = Decimal(rng.choice(["10.00", "45.50", "120.00", "500.00"]))
+            top_ups[day][box.account_id] = top_ups[day].get(box.account_id, Decimal(0)) + amount
+    return top_ups
+
+
+def retry_rules(root: Path) -> Path:
+    rules = root / "rules"
+    rules.mkdir()
+    shutil.copy(ROOT / "rules" / "lifecycle.yaml", rules)
+    shutil.copy(ROOT / "examples" / "auto-renew-retry.yaml", rules)
+    return rules
+
+
 def write(path: Path, boxes: list[Box], balances: dict[str, Decimal]) -> None:
     rows = [box.row(balances[box.account_id]) for box in boxes]
     path.write_text(HEADER + "\n" + "".join(row + "\n" for row in rows), encoding="utf-8")
@@ -175,9 +206,9 @@ def apply(ledger: Ledger, day: date, boxes: list[Box], balances: dict[str, Decim
     return [box for box in boxes if box.mailbox_id not in gone]
 
 
-def predicted(project: Project, first: Path, end: date) -> dict[date, list[Step]]:
+def predicted(project: Project, first: Path, end: date, top_ups: TopUps) -> dict[date, list[Step]]:
     config, policy = load(project.config)
-    simulation = Simulation(config, policy, first)
+    simulation = Simulation(config, policy, first, top_ups=top_ups)
     found: dict[date, list[Step]] = defaultdict(list)
     for plan in simulation.run(START, end):
         found[plan.day] = sorted(
@@ -196,16 +227,22 @@ def predicted(project: Project, first: Path, end: date) -> dict[date, list[Step]
     return found
 
 
-def drive(tmp_path: Path, seed: int) -> None:
-    project = Project(tmp_path, extra="guards: {max_shrink_share: 0.9, min_deletions: 100}\n")
+def drive(tmp_path: Path, seed: int, retry: bool = False) -> list[Step]:
+    """Every day of a world; the steps run took, all agreed on with `simulate`."""
+    rules = retry_rules(tmp_path) if retry else ROOT / "rules"
+    extra = "guards: {max_shrink_share: 0.9, min_deletions: 100}\n"
+    project = Project(tmp_path, extra=extra, rules=rules)
     boxes, balances = make_world(seed)
+    top_ups = make_top_ups(seed, boxes) if retry else {}
     first = tmp_path / "first.csv"
     write(first, boxes, balances)
     end = START + timedelta(days=DAYS - 1)
-    expected = predicted(project, first, end)
+    expected = predicted(project, first, end, top_ups)
     config, policy = load(project.config)
     day = START
     while day <= end:
+        for account, amount in top_ups.get(day, {}).items():
+            balances[account] += amount
         path = tmp_path / "snapshot.csv"
         write(path, boxes, balances)
         report = run_day(config, policy, path, day)
@@ -218,6 +255,7 @@ def drive(tmp_path: Path, seed: int) -> None:
             ledger.close()
         day += timedelta(days=1)
     assert any(expected.values())
+    return [step for steps in expected.values() for step in steps]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -229,3 +267,16 @@ def test_simulate_predicts_run(tmp_path: Path, seed: int) -> None:
 @pytest.mark.parametrize("seed", range(3, 23))
 def test_simulate_predicts_run_on_more_worlds(tmp_path: Path, seed: int) -> None:
     drive(tmp_path, seed)
+
+
+@pytest.mark.parametrize("seed", range(1))
+def test_simulate_predicts_run_with_retries_and_top_ups(tmp_path: Path, seed: int) -> None:
+    steps = drive(tmp_path, seed, retry=True)
+    retried = {(s[1], s[3]) for s in steps if s[2] == "auto-renew-retry" and s[5] == "deduct"}
+    assert retried  # this world has renewals made after all, which the others need not have
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_simulate_predicts_run_with_retries_on_more_worlds(tmp_path: Path, seed: int) -> None:
+    drive(tmp_path, seed, retry=True)

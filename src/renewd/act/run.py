@@ -7,9 +7,8 @@ plan (the same as dry-run) -> guards -> every decision written to the ledger in 
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,16 +23,13 @@ from renewd.act.held import held_summary, note_held
 from renewd.act.metering import meter_effects, metered
 from renewd.act.plugins import plugin
 from renewd.act.retention import after_run
+from renewd.act.steps import ledger_steps
 from renewd.config.model import Config
-from renewd.core.dates import add_months
 from renewd.core.meter import Meter
-from renewd.core.model import Decision, Kind, Mailbox, StepKey
-from renewd.core.money import Funds
-from renewd.delivery.formats import formats_for
-from renewd.delivery.messages import variables
+from renewd.core.model import Kind, StepKey
 from renewd.delivery.senders.base import send_window
 from renewd.delivery.templating import Renderer
-from renewd.plan.day import DayResult, Part, plan_day
+from renewd.plan.day import DayResult, plan_day
 from renewd.plan.guards import first_sight, mass_hold, open_row_verdict
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import taken_at
@@ -41,7 +37,6 @@ from renewd.state.claims import Tenure
 from renewd.state.db import database_url
 from renewd.state.ledger import Ledger
 from renewd.state.lock import LockWatch, RunLock
-from renewd.state.plans import PlannedStep
 from renewd.state.retention import Pruned
 from renewd.state.runs import SnapshotInfo
 
@@ -164,7 +159,7 @@ def _run(
                 config, ledger, result, run_id, held=bool(report.held) and not allow_mass_deletion
             )
             meter.begin("writing the plan", "steps")
-            steps = metered(_steps(config, policy, result, mass, holds), meter)
+            steps = metered(ledger_steps(config, policy, result, mass, holds), meter)
             report.written = ledger.record_plan(
                 run_id, steps, _sighted(result), day, _began(result)
             )
@@ -324,112 +319,3 @@ def _holds(result: DayResult, mass: str) -> dict[StepKey, str]:
                 if reason:
                     holds[d.key] = reason
     return dict(sorted(holds.items(), key=lambda hold: (hold[0].cycle, hold[0].mailbox_id)))
-
-
-def _steps(
-    config: Config, policy: Policy, result: DayResult, mass: str, holds: dict[StepKey, str]
-) -> Iterator[PlannedStep]:
-    """The plan as ledger steps, a part at a time."""
-    for part in result.parts():
-        groups: dict[StepKey, list[Decision]] = {}
-        taken: defaultdict[str, set[StepKey]] = defaultdict(set)
-        for decision in part.decisions:
-            groups.setdefault(decision.key, []).append(decision)
-            taken[decision.mailbox_id].add(decision.key)
-        for key, members in groups.items():
-            reason = mass or holds.get(key, "")
-            yield _step(config, policy, result, part, members, reason, taken[key.mailbox_id])
-
-
-def _step(
-    config: Config,
-    policy: Policy,
-    result: DayResult,
-    part: Part,
-    members: list[Decision],
-    reason: str,
-    taken: set[StepKey],
-) -> PlannedStep:
-    """One rule's step for one mailbox as ledger rows: the lead effect, messages, fallback."""
-    key = members[0].key
-    mailbox = part.mailboxes[key.mailbox_id]
-    if members[0].superseded_by:
-        return PlannedStep(None, [_row(d, "superseded") for d in members])
-    lead = next((d for d in members if d.kind is not Kind.NOTIFY), None)
-    free = lead is not None and lead.kind is Kind.DEDUCT and lead.amount == 0 and not reason
-    messages = [d for d in members if d.kind is Kind.NOTIFY]
-    rows = [
-        _row(d, "waiting" if lead and not free else "pending", _payload(config, policy, mailbox, d))
-        for d in messages
-    ]
-    if lead is None:
-        return PlannedStep(None, rows)
-    state = "held" if reason else "done" if free else "pending"
-    step = PlannedStep(_row(lead, state, error=reason), rows)
-    if lead.kind is Kind.DEDUCT and not reason:
-        step.order = {**_order(key, mailbox, lead), "backend": config.billing["backend"]}
-        if free:  # renewed at no charge: never billed, never invoiced
-            step.order["state"] = "free"
-            return step
-        funds = lead.funds or Funds(mailbox.balance)
-        step.fallback = [
-            _row(d, "standby", _payload(config, policy, mailbox, d, declined=True))
-            for d in result.evaluator.declined(mailbox, result.window, part.history, funds)
-            if d.key not in taken and not d.superseded_by and d.kind is Kind.NOTIFY
-        ]
-    return step
-
-
-def charge_key(mailbox_id: str, cycle: date) -> str:
-    """One charge per mailbox and cycle; deletions have keys of their own (`renewd:delete:...`)."""
-    return f"renewd:charge:{mailbox_id}:{cycle.isoformat()}"
-
-
-def _order(key: StepKey, mailbox: Mailbox, lead: Decision) -> dict[str, Any]:
-    """The consumption order: its key is the mailbox and cycle, so one cycle is paid once. Its
-    paid period ends where the cycle model moves the expiry, on the cycle's anchor day."""
-    return {
-        "idempotency_key": charge_key(key.mailbox_id, key.cycle),
-        "mailbox_id": key.mailbox_id,
-        "account_id": mailbox.account_id,
-        "cycle": key.cycle,
-        "amount": str(lead.amount),
-        "currency": lead.currency,
-        "period_from": key.cycle,
-        "period_to": lead.next_expiry or add_months(key.cycle, mailbox.renewal_months),
-        "anchor_day": lead.anchor_day or None,
-        "renewed_on": lead.date,
-    }
-
-
-def _row(decision: Decision, state: str, payload: str = "{}", error: str = "") -> dict[str, Any]:
-    return {
-        "day": decision.date,
-        "mailbox_id": decision.mailbox_id,
-        "account_id": decision.account_id,
-        "rule": decision.rule,
-        "cycle": decision.cycle,
-        "step": decision.step,
-        "anchor": decision.anchor.value,
-        "kind": decision.kind.value,
-        "channel": decision.channel,
-        "template": decision.template,
-        "amount": "" if decision.amount is None else str(decision.amount),
-        "currency": decision.currency,
-        "superseded_by": decision.superseded_by,
-        "state": state,
-        "payload": payload,
-        "error": error,
-        "attempts": 0,
-        "provider_id": "",
-        "not_before": "",
-    }
-
-
-def _payload(
-    config: Config, policy: Policy, mailbox: Mailbox, decision: Decision, declined: bool = False
-) -> str:
-    to = mailbox.phone if decision.channel == "sms" else mailbox.email
-    formats = formats_for(mailbox.locale, config.locales, config.default_locale)
-    values = variables(mailbox, decision, policy, config.messages, declined, formats)
-    return json.dumps({"to": to, "locale": formats.written, "vars": values}, ensure_ascii=False)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -28,6 +30,9 @@ from renewd.cli.progress import shown
 from renewd.core.errors import RenewdError
 from renewd.core.meter import Meter
 from renewd.plan.day import plan_day
+
+if TYPE_CHECKING:  # the simulator is imported only by the command that runs it
+    from renewd.plan.world import TopUps
 
 
 @click.command("dry-run")
@@ -73,6 +78,14 @@ def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str)
     metavar="ID",
     help="Show only this mailbox (repeatable).",
 )
+@click.option(
+    "--top-up",
+    "top_ups",
+    multiple=True,
+    metavar="DATE:ACCOUNT:AMOUNT",
+    callback=lambda _ctx, _param, values: parse_top_ups(values),
+    help="Add AMOUNT to ACCOUNT's balance at the start of DATE (repeatable).",
+)
 @FORMAT
 def simulate(
     config: Path,
@@ -80,12 +93,13 @@ def simulate(
     start: datetime,
     end: datetime,
     mailboxes: tuple[str, ...],
+    top_ups: TopUps,
     fmt: str,
 ) -> None:
     """Run the policy on every day of a range, applying each day's actions in memory.
 
     A deduction lowers the balance and extends the expiry by the renewal period; a deletion
-    removes the mailbox. Nothing is written or sent.
+    removes the mailbox; a --top-up raises the balance. Nothing is written or sent.
     """
     if end < start:
         raise click.BadParameter("--to is before --from")
@@ -97,7 +111,7 @@ def simulate(
     meter = Meter()
     with shown(meter, streaming=fmt == "jsonl"):
         path = snapshot or cfg_snapshot(cfg, start.date())
-        simulation = Simulation(cfg, policy, path, mailboxes, meter)
+        simulation = Simulation(cfg, policy, path, mailboxes, meter, top_ups=top_ups)
         days = simulation.run(start.date(), end.date())
         # jsonl goes out day by day; the table is aligned, so it is held whole anyway and
         # printed once the bar is gone
@@ -105,6 +119,26 @@ def simulate(
     if fmt == "table":
         plans = emit_actions(plans, fmt)
     emit_footer(plans, simulation.snapshot, fmt)
+
+
+def parse_top_ups(values: tuple[str, ...]) -> TopUps:
+    """`2027-02-01:acct-7:500.00` (the account may hold colons) by day and account."""
+    found: dict[date, dict[str, Decimal]] = {}
+    for value in values:
+        day, _, rest = value.partition(":")
+        account, _, amount = rest.rpartition(":")
+        try:
+            when, money = date.fromisoformat(day), Decimal(amount)
+            ok = bool(account) and len(day) == 10 and money.is_finite() and money >= 0
+        except (ValueError, ArithmeticError):
+            ok = False
+        if not ok:
+            raise click.BadParameter(
+                f"{value!r}: expected DATE:ACCOUNT:AMOUNT, such as 2027-02-01:acct-7:500.00"
+            )
+        by_account = found.setdefault(when, {})
+        by_account[account] = by_account.get(account, Decimal(0)) + money
+    return found
 
 
 @click.command()

@@ -35,6 +35,7 @@ def variables(
     the same account due earlier will take of it. `declined`: billing refused the charge, so no
     balance figure explains the failure. Dates of a renewal come from the cycle model, anchored.
     `formats`: how the message writes money and dates (`formats_for`; default: the row's locale).
+    `retry_on`: the next day the policy tries a failed auto-renewal again, if it does.
     """
     locale, day = mailbox.locale, decision.date
     shown = formats or formats_for(locale, (locale,), locale)
@@ -49,6 +50,8 @@ def variables(
     next_expiry = decision.next_expiry or cycle_of(mailbox, CycleState()).next_end
     auto_days = policy.auto_renew_days
     one_day = timedelta(days=1)
+    since = (day - mailbox.expires_on).days
+    retry = next((step for step in policy.retry_steps if step > since), None)
     return {
         "brand": messages.brand,
         "mailbox": mailbox.mailbox_id,
@@ -64,12 +67,13 @@ def variables(
         "deletion_on": format_date(deletion_on) if policy.deletion_after is not None else "",
         "domain_expires_on": format_date(domain_day) if domain_day else "",
         "days_left": (mailbox.expires_on - day).days,
-        "days_since_expiry": (day - mailbox.expires_on).days,
+        "days_since_expiry": since,
         "days_to_deletion": (deletion_on - day).days,
         "domain_days_left": (domain_day - day).days if domain_day else 0,
         "auto_renew": mailbox.auto_renew,
         "auto_renew_days": auto_days or 0,
         "auto_renew_on": format_date(mailbox.expires_on - auto_days * one_day) if auto_days else "",
+        "retry_on": format_date(mailbox.expires_on + retry * one_day) if retry is not None else "",
         "fee": money(fee),
         "free": fee == 0,
         "balance": money(funds.balance),

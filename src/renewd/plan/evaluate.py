@@ -95,6 +95,8 @@ class Evaluator:
             self._steps[Anchor.DOMAIN],
         )
         self._deducts = [r for r in policy.rules if r.deduct and r.anchor is Anchor.EXPIRY]
+        after = policy.deletion_after
+        self._deletion = None if after is None else timedelta(days=after)
         # Mailboxes read beyond those on a step: the day before each deletion step (the deletion
         # guard wants renewd to have seen the mailbox expired on an earlier run), and every
         # expiry up to the furthest day a rule that reads the balance looks ahead (a renewal due
@@ -202,7 +204,8 @@ class Evaluator:
         That is the step that came due last (after missed days, an earlier step is out of date),
         and among steps of the same day the rule with the highest priority. A renewal missed on
         an earlier day still counts as due today while the mailbox has not expired: it is still
-        made then, and never after the expiry day.
+        made then, and never after the expiry day. A missed retry (`auto_renew_retry`, opt-in)
+        counts as due today until the deletion step: renewing is still possible until then.
         """
         if not self._possible_in(mailbox, window):
             return []
@@ -211,9 +214,12 @@ class Evaluator:
         if cycle is None:
             return []
         today = window.today
+        renewable = today < mailbox.expires_on
+        retryable = self._deletion is None or today < mailbox.expires_on + self._deletion
 
         def rank(rule: Rule, day: date) -> tuple[date, int]:
-            current = rule.deduct and rule.anchor is EXPIRY and today < mailbox.expires_on
+            late = rule.retry and retryable
+            current = rule.deduct and rule.anchor is EXPIRY and (renewable or late)
             return (today if current else day, rule.priority)
 
         winners: dict[str, tuple[tuple[date, int], Rule]] = {}

@@ -22,7 +22,7 @@ from renewd.core.model import Anchor, Decision, Mailbox
 from renewd.plan.day import Candidates, wanted
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
 from renewd.plan.fork import Work, alternate
-from renewd.plan.world import World, play
+from renewd.plan.world import TopUps, World, play
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.spill import Place, Spill
@@ -40,7 +40,8 @@ class Simulation:
 
     A deduction lowers the account's balance and moves `expires_on` where the cycle model says
     (`renewal_months` later, on the cycle's anchor day): a new cycle. A deletion removes the
-    mailbox. Nothing is written outside this object but its own temporary files.
+    mailbox. `top_ups` raise an account's balance at the start of their day. Nothing is written
+    outside this object but its own temporary files.
 
     `others`: more policies played over the same scan (`diff`); the snapshot is read once, with
     the mailboxes any of them can reach. `expired_within`: also read every mailbox whose
@@ -58,6 +59,7 @@ class Simulation:
         *,
         others: Sequence[Policy] = (),
         expired_within: int | None = None,
+        top_ups: TopUps | None = None,
     ) -> None:
         self.policies = (policy, *others)
         self.evaluators = [Evaluator(p) for p in self.policies]
@@ -67,6 +69,7 @@ class Simulation:
         self.snapshot = Snapshot(snapshot_path, editions, config.default_locale)
         self.only = frozenset(only)
         self.expired_within = expired_within
+        self.top_ups = top_ups or {}
 
     def run(self, start: date, end: date) -> Iterator[DayPlan]:
         """The plan of each day; the snapshot is read, and the range worked out in groups of
@@ -153,7 +156,7 @@ class Simulation:
         chunks: list[Place] = []
         pending: list[Ordered] = []
         n = itertools.count()
-        for plan in play(self.evaluator, world, windows):
+        for plan in play(self.evaluator, world, windows, self.top_ups):
             day = plan.day.toordinal()
             for decision in plan.decisions:
                 if self.only and decision.mailbox_id not in self.only:

@@ -8,7 +8,7 @@ cycle model says (a new cycle), a deletion removes the mailbox.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -16,6 +16,9 @@ from decimal import Decimal
 from renewd.core.history import MemoryHistory
 from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
+
+# Money customers add, by day and account: "what if they top up 500 on 2027-02-01".
+TopUps = Mapping[date, Mapping[str, Decimal]]
 
 
 class World:
@@ -60,6 +63,12 @@ class World:
             found.append(mailbox)
         return found
 
+    def top_up(self, account_id: str, amount: Decimal) -> None:
+        """Money the customer adds: the account's rows show it when they next come near a step.
+        A disputed account gets no money action, so what it adds changes nothing here."""
+        if account_id in self.balances:
+            self.balances[account_id] += amount
+
     def expiring(self, day: date) -> list[Mailbox]:
         """The mailboxes whose `expires_on` is `day`."""
         return [self.mailboxes[i] for i in self.on[Anchor.EXPIRY].get(day, ())]
@@ -92,12 +101,20 @@ class World:
             self.paid_on[mailbox.expires_on] += 1 if add else -1
 
 
-def play(evaluator: Evaluator, world: World, windows: Iterable[Window]) -> Iterator[DayPlan]:
+def play(
+    evaluator: Evaluator,
+    world: World,
+    windows: Iterable[Window],
+    top_ups: TopUps | None = None,
+) -> Iterator[DayPlan]:
     """Each day's plan for the world, in order. When a plan is yielded the world is as the day
     before left it; its actions are applied when the next plan is asked for (or the play ends),
-    so a caller sees each day's world both before and after that day's actions."""
+    so a caller sees each day's world both before and after that day's actions. `top_ups` raise
+    an account's balance at the start of their day."""
     history = MemoryHistory()
     for window in windows:
+        for account_id, amount in (top_ups or {}).get(window.today, {}).items():
+            world.top_up(account_id, amount)
         plan = evaluator.plan(world.current(window), window, history, world.disputed)
         history.record(plan.decisions)
         yield plan

@@ -3,18 +3,23 @@
 Each section becomes one rule with a fixed id (the section name with dashes) in the group
 `lifecycle`, so dry-run shows one vocabulary whichever level a rule was written at. The
 priorities encode "most specific wins" when several are due on the same day.
+
+`auto_renew_retry` is the one section the reference rules do not have (the shipped policy leaves
+it out): it charges again, on the days it names, for a cycle whose auto-renewal did not happen,
+once the balance covers the fee.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from renewd.config.yamlsrc import LocatedMap, Reader
-from renewd.core.errors import suggest
+from renewd.core.errors import Problem, suggest
+from renewd.core.model import Anchor
 from renewd.policy.conditions import All, AnyOf, Cmp, Cond
-from renewd.policy.model import CHANNELS, Draft
+from renewd.policy.model import CHANNELS, Draft, Rule
 
 GROUP = "lifecycle"
 
@@ -28,6 +33,7 @@ class Section:
     deduct: bool = False
     delete: bool = False
     grouped: bool = True
+    retry: bool = False  # `days_before` is allowed beside `days_after`; days are then offsets
 
 
 def _paid_open() -> list[Cond]:
@@ -67,6 +73,19 @@ SECTIONS: dict[str, Section] = {
             _days("days_to_expiry", d),
         ],
         deduct=True,
+    ),
+    "auto_renew_retry": Section(
+        55,
+        "days_after",
+        True,
+        lambda offsets, _: [
+            *_paid_open(),
+            Cmp("auto_renew", "eq", True),
+            Cmp("balance_covers_fee", "eq", True),
+            _days("days_since_expiry", offsets),
+        ],
+        deduct=True,
+        retry=True,
     ),
     "auto_renew_failed": Section(
         50,
@@ -130,9 +149,14 @@ def _read_section(r: Reader, sections: LocatedMap, name: str, section: Section) 
     if node is None:
         return None
     keys = ["notify", "template", *([section.days_key] if section.days_key else [])]
+    keys += ["days_before"] if section.retry else []
     r.known_keys(node, keys, f"lifecycle.{name}")
     days: list[int] = []
-    if section.days_key:
+    if section.retry:
+        days = _read_offsets(r, node, section, name, line)
+        if not days:
+            return None
+    elif section.days_key:
         days = _read_days(r, node, section, name, line)
         if not days:
             return None
@@ -157,7 +181,24 @@ def _read_section(r: Reader, sections: LocatedMap, name: str, section: Section) 
         delete=section.delete,
         group=GROUP if section.grouped else "",
         priority=section.priority,
+        retry=section.retry,
     )
+
+
+def _read_offsets(r: Reader, node: LocatedMap, section: Section, name: str, line: int) -> list[int]:
+    """A retry's days as offsets from expiry: `days_before` (0 is the expiry day) count down,
+    `days_after` count up; either or both."""
+    if "days_after" not in node and "days_before" not in node:
+        r.problem(line, f"lifecycle.{name} needs 'days_after' or 'days_before'")
+        return []
+    offsets: list[int] = []
+    for key, sign in (("days_before", -1), ("days_after", 1)):
+        if key in node:
+            days = _read_days(r, node, replace(section, days_key=key), name, line)
+            if not days:
+                return []
+            offsets += [sign * d for d in days]
+    return sorted(set(offsets))
 
 
 def _read_days(r: Reader, node: LocatedMap, section: Section, name: str, line: int) -> list[int]:
@@ -190,6 +231,45 @@ def _check_grace(r: Reader, sections: LocatedMap) -> None:
         r.problem(
             grace.lines["days_after"], f"grace reminders must come before deletion (day {last})"
         )
+
+
+def check_retries(rules: list[Rule]) -> list[Problem]:
+    """A retry tries again what an auto-renewal failed to do, before the mailbox is deleted: its
+    days must come after the first attempt and before the deletion step, whichever files set
+    them."""
+    expiry = [r for r in rules if r.anchor is Anchor.EXPIRY]
+    firsts = [-min(r.steps) for r in expiry if r.deduct and not r.retry and min(r.steps) < 0]
+    deletions = [min(r.steps) for r in expiry if r.delete]
+    problems = []
+    for rule in (r for r in expiry if r.retry):
+        where = "lifecycle.auto_renew_retry"
+        if not firsts:
+            problems.append(
+                Problem(
+                    rule.source,
+                    rule.line,
+                    f"{where} has no auto-renewal to retry: no rule deducts before expiry "
+                    "(add lifecycle.auto_renew)",
+                )
+            )
+            continue
+        first, last = max(firsts), min(deletions, default=None)
+        for step in sorted(rule.steps):
+            why = ""
+            if step <= -first:
+                why = f"is on or before the auto-renewal ({_day(-first)}); a retry comes after it"
+            elif last is not None and step >= last:
+                why = f"is on or after deletion ({_day(last)}); a retry must come before it"
+            if why:
+                problems.append(Problem(rule.source, rule.line, f"{where}: {_day(step)} {why}"))
+    return problems
+
+
+def _day(step: int) -> str:
+    if step == 0:
+        return "the expiry day"
+    count = f"{abs(step)} day{'s' if abs(step) != 1 else ''}"
+    return f"{count} before expiry" if step < 0 else f"{count} after expiry"
 
 
 def read_channels(r: Reader, value: Any, line: int) -> tuple[str, ...] | None:

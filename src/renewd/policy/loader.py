@@ -222,6 +222,7 @@ def _finish(drafts: list[Draft]) -> tuple[list[Rule], list[Problem]]:
         if rule is not None:
             rules.append(rule)
     problems.extend(_priority_clashes(rules))
+    problems.extend(lifecycle.check_retries(rules))
     return rules, problems
 
 
@@ -254,6 +255,7 @@ def _anchor(draft: Draft, where: Problem, problems: list[Problem]) -> Rule | Non
         delete=draft.delete,
         group=draft.group,
         priority=draft.priority,
+        retry=draft.retry,
         source=draft.source,
         line=draft.line,
     )

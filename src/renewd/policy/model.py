@@ -25,6 +25,7 @@ class Draft:
     delete: bool = False
     group: str = ""
     priority: int = 0
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Rule:
 
     `steps` are the offsets from the anchor date on which the rule can hold: a rule acts at most
     once per (mailbox, cycle, step). Within a `group`, only the highest `priority` acts on a day.
+    `retry`: the rule charges again for a cycle whose auto-renewal did not happen (the opt-in
+    `auto_renew_retry` section); unlike a first attempt, a missed retry is still made after expiry.
     """
 
     id: str
@@ -45,6 +48,7 @@ class Rule:
     delete: bool = False
     group: str = ""
     priority: int = 0
+    retry: bool = False
     source: str = ""
     line: int = 0
 
@@ -77,8 +81,18 @@ class Policy:
     @property
     def auto_renew_days(self) -> int | None:
         """Days before expiry on which the fee is first deducted, if a rule deducts before it."""
-        days = [-min(r.steps) for r in self.rules if r.deduct and r.anchor is Anchor.EXPIRY]
+        days = [
+            -min(r.steps)
+            for r in self.rules
+            if r.deduct and not r.retry and r.anchor is Anchor.EXPIRY
+        ]
         return max(days) if days and max(days) > 0 else None
+
+    @property
+    def retry_steps(self) -> tuple[int, ...]:
+        """The days (offsets from expiry) on which a failed auto-renewal is tried again."""
+        steps = {s for r in self.rules if r.retry and r.anchor is Anchor.EXPIRY for s in r.steps}
+        return tuple(sorted(steps))
 
     def steps(self, anchor: Anchor) -> frozenset[int]:
         """Every offset from `anchor` on which some rule can act: the evaluator's pre-filter."""

@@ -21,7 +21,6 @@ from renewd.state.schema import MIGRATIONS, SCHEMA_VERSION, meta, metadata
 
 BATCH = 500
 
-LIVE_ORDER = ("pending", "charged", "free")  # orders that renew: a free one has no charge
 
 OPEN_ACTION = ("pending", "sending")
 
@@ -151,11 +150,15 @@ class Database:
         with self.engine.begin() as conn:
             if version is None:
                 metadata.create_all(conn)
-            else:
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    MIGRATIONS[step](conn)
+            # The version is written first: Python's sqlite3 opens the transaction only at the
+            # first data change and runs DDL before it on its own, so a migration's DDL after
+            # this is part of the one transaction (on PostgreSQL it always is): a crash midway
+            # leaves the ledger as it was.
             conn.execute(meta.delete().where(meta.c.key == "schema_version"))
             conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            first = SCHEMA_VERSION + 1 if version is None else version + 1
+            for step in range(first, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](conn)
 
     def require_schema(self) -> None:
         """For read-only commands: refuse a ledger that `run` has not created or upgraded."""

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from renewd.core.cycles import CycleState
 from renewd.core.model import StepKey
-from renewd.state.db import LIVE_ORDER, OPEN_ACTION, Database, chunks, stamp
-from renewd.state.schema import actions, cycle_starts, orders, sightings
+from renewd.state.db import OPEN_ACTION, Database, chunks, stamp
+from renewd.state.schema import LIVE_ORDER, actions, cycle_starts, orders, sightings
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, func, insert, select, update
+from sqlalchemy import RowMapping, and_, case, func, insert, select, update
 
 from renewd.state.claims import Mark, Tenure, claim, fenced, record
 from renewd.state.db import OPEN_ACTION, Database, utcnow
@@ -51,9 +51,11 @@ class Outbox(Database):
             cancel_row(conn, action_id, reason)
 
     def order_for(self, mailbox_id: str, cycle: date) -> RowMapping | None:
+        """The cycle's latest charge attempt: the one an open deduction is for (an earlier
+        attempt is settled, or no later one could have been made)."""
         with self.engine.connect() as conn:
             query = select(orders).where(orders.c.mailbox_id == mailbox_id, orders.c.cycle == cycle)
-            return conn.execute(query).mappings().first()
+            return conn.execute(query.order_by(orders.c.attempt.desc())).mappings().first()
 
     def mark_many(self, marks: Sequence[Mark], tenure: Tenure) -> frozenset[int] | None:
         """Claims and outcomes of several outbox rows in one transaction (one fsync on SQLite),
@@ -192,7 +194,11 @@ RELEASE = {
 
 
 def release_dependents(conn: Any, lead_id: int, outcome: str) -> None:
-    """After a deduction or deletion, decide what its waiting and standing-by rows become."""
+    """After a deduction or deletion, decide what its waiting and standing-by rows become.
+
+    A standing-by row that the deduction superseded (a grace reminder on a retry day) is
+    superseded after all when the charge succeeds, and acts, superseded by nothing, when not.
+    """
     waiting, standby = RELEASE[outcome]
     now = utcnow()
     dependents = and_(actions.c.depends_on == lead_id)
@@ -201,8 +207,9 @@ def release_dependents(conn: Any, lead_id: int, outcome: str) -> None:
         .where(dependents, actions.c.state == "waiting")
         .values(state=waiting, updated_at=now)
     )
-    conn.execute(
-        update(actions)
-        .where(dependents, actions.c.state == "standby")
-        .values(state=standby, updated_at=now)
-    )
+    standing = update(actions).where(dependents, actions.c.state == "standby")
+    if outcome == "success":
+        replaced = case((actions.c.superseded_by != "", "superseded"), else_="cancelled")
+        conn.execute(standing.values(state=replaced, updated_at=now))
+    else:
+        conn.execute(standing.values(state=standby, superseded_by="", updated_at=now))

@@ -12,7 +12,7 @@ from sqlalchemy import Table, insert, select, update
 from renewd.core.batching import batched
 from renewd.state.db import BATCH, Database, chunks, utcnow
 from renewd.state.outbox import cancel_row, mark_row, release_dependents
-from renewd.state.schema import actions, cycle_starts, orders, sightings
+from renewd.state.schema import LIVE_ORDER, actions, cycle_starts, orders, sightings
 
 
 class Plans(Database):
@@ -179,23 +179,52 @@ def _insert_ids(conn: Any, values: list[dict[str, Any]]) -> list[int]:
     return [row.id for row in conn.execute(statement, values)]
 
 
+def charge_key(mailbox_id: str, cycle: date, attempt: int = 1) -> str:
+    """The idempotency key of one charge attempt: billing acts once per key, so a retried
+    request (same attempt) is never a second charge, and a retry of a declined charge (a new
+    attempt) is not answered with the first decline. The first attempt's key has no number."""
+    key = f"renewd:charge:{mailbox_id}:{cycle.isoformat()}"
+    return key if attempt == 1 else f"{key}:{attempt}"
+
+
 def _insert_orders(conn: Any, charges: list[tuple[dict[str, Any], int]], now: str) -> None:
-    """At most one order per (mailbox, cycle), ever: a second deduction in a cycle fails instead."""
+    """Each charge is its cycle's next attempt, with a key of its own. A cycle that already has a
+    live order (pending, charged or free) gets no second one: that deduction fails instead (the
+    database would refuse it anyway: `uq_order_live`)."""
     if not charges:
         return
-    query = select(orders.c.mailbox_id, orders.c.cycle)
+    query = select(orders.c.mailbox_id, orders.c.cycle, orders.c.attempt, orders.c.state)
     mailbox_ids = [order["mailbox_id"] for order, _ in charges]
-    exists = {tuple(row) for row in conn.execute(query.where(orders.c.mailbox_id.in_(mailbox_ids)))}
+    made: dict[tuple[str, date], tuple[int, bool]] = {}  # attempts so far, and whether one lives
+    for row in conn.execute(query.where(orders.c.mailbox_id.in_(mailbox_ids))):
+        attempts, live = made.get((row.mailbox_id, row.cycle), (0, False))
+        live = live or row.state in LIVE_ORDER
+        made[row.mailbox_id, row.cycle] = (max(attempts, row.attempt), live)
     new = []
     for order, action_id in charges:
-        if (order["mailbox_id"], order["cycle"]) in exists:
+        cycle = (order["mailbox_id"], order["cycle"])
+        attempts, live = made.get(cycle, (0, False))
+        if live:
             mark_row(conn, action_id, "failed", error="this cycle already has a consumption order")
             release_dependents(conn, action_id, "none")
             continue
-        exists.add((order["mailbox_id"], order["cycle"]))
-        new.append({"state": "pending", **order, "created_at": now, "reference": "", "error": ""})
+        attempt = attempts + 1
+        made[cycle] = (attempt, True)
+        key = charge_key(order["mailbox_id"], order["cycle"], attempt)
+        new.append(
+            {
+                "state": "pending",
+                **order,
+                "attempt": attempt,
+                "idempotency_key": key,
+                "created_at": now,
+                "reference": "",
+                "error": "",
+                "charged_at": "",
+            }
+        )
     if new:
-        conn.execute(insert(orders), [{**order, "charged_at": ""} for order in new])
+        conn.execute(insert(orders), new)
 
 
 def _first_seen(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Connection,
     Date,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -22,8 +23,11 @@ from sqlalchemy import (
     inspect,
     text,
 )
+from sqlalchemy.schema import AddConstraint
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+LIVE_ORDER = ("pending", "charged", "free")  # orders that renew: a free one has no charge
 
 metadata = MetaData()
 
@@ -88,7 +92,9 @@ actions = Table(
     ),
 )
 
-# Consumption orders: the only invoiceable records. At most one per (mailbox, cycle), ever.
+# Consumption orders: the only invoiceable records. One per charge attempt (version 4: a retry
+# of a declined or refused charge is a new order with its own idempotency key), and at most one
+# live (pending, charged or free) per (mailbox, cycle), ever: `uq_order_live`.
 orders = Table(
     "orders",
     metadata,
@@ -113,7 +119,21 @@ orders = Table(
     # the renewal (the next cycle begins then if that is after period_from)
     Column("anchor_day", Integer),
     Column("renewed_on", Date),
-    UniqueConstraint("mailbox_id", "cycle", name="uq_order_cycle"),
+    # Version 4: the cycle's charge attempts are numbered from 1, each with its own key
+    Column("attempt", Integer, nullable=False, default=1, server_default="1"),
+    UniqueConstraint("mailbox_id", "cycle", "attempt", name="uq_order_attempt"),
+)
+
+# The database itself refuses a second renewal of a cycle, whatever a process believes: a partial
+# unique index (SQLite and PostgreSQL both have them) over the orders that renew.
+_LIVE = text("state IN (" + ", ".join(f"'{state}'" for state in LIVE_ORDER) + ")")
+live_orders = Index(
+    "uq_order_live",
+    orders.c.mailbox_id,
+    orders.c.cycle,
+    unique=True,
+    sqlite_where=_LIVE,
+    postgresql_where=_LIVE,
 )
 
 deletions = Table(
@@ -186,5 +206,49 @@ def _version_3(conn: Connection) -> None:
         )
 
 
+def _version_4(conn: Connection) -> None:
+    """Orders per charge attempt: `uq_order_cycle` (one order per cycle) gives way to one per
+    attempt and at most one live per cycle; orders made so far are each cycle's first attempt.
+
+    SQLite cannot drop a constraint, so there the table is rebuilt (in the upgrade's one
+    transaction); PostgreSQL alters it. Either way only what is missing is done.
+    """
+    found = inspect(conn)
+    columns = [c["name"] for c in found.get_columns("orders")]
+    uniques = {u["name"] for u in found.get_unique_constraints("orders")}
+    indexes = {i["name"] for i in found.get_indexes("orders")}
+    if "attempt" in columns and "uq_order_cycle" not in uniques and "uq_order_live" in indexes:
+        return
+    if conn.dialect.name == "sqlite":
+        _rebuild_orders(conn, columns)
+        return
+    if "uq_order_cycle" in uniques:
+        # by name: a UniqueConstraint built over `orders.c` would attach itself to the shared
+        # `orders` table, and every ledger created later in the process would carry it
+        conn.execute(text("ALTER TABLE orders DROP CONSTRAINT uq_order_cycle"))
+    if "attempt" not in columns:
+        conn.execute(text("ALTER TABLE orders ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1"))
+    if "uq_order_attempt" not in uniques:
+        attempt = next(c for c in orders.constraints if c.name == "uq_order_attempt")
+        conn.execute(AddConstraint(attempt))
+    live_orders.create(conn, checkfirst=True)
+
+
+def _rebuild_orders(conn: Connection, columns: list[str]) -> None:
+    """SQLite's way to change a table's constraints: the new table beside the old, rows copied
+    (each a first attempt unless it says otherwise), the old one dropped."""
+    conn.execute(text("ALTER TABLE orders RENAME TO orders_old"))
+    for index in inspect(conn).get_indexes("orders_old"):  # their names are the new table's
+        conn.execute(text(f'DROP INDEX "{index["name"]}"'))
+    orders.create(conn)
+    kept = ", ".join(f'"{name}"' for name in columns if name in orders.c)
+    conn.execute(text(f"INSERT INTO orders ({kept}) SELECT {kept} FROM orders_old"))  # noqa: S608 - names from the schema
+    conn.execute(text("DROP TABLE orders_old"))
+
+
 # How to bring a ledger of version N-1 to version N, in place.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_alerts, 3: _version_3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _add_alerts,
+    3: _version_3,
+    4: _version_4,
+}
