@@ -14,6 +14,9 @@ def notify(message: str) -> bool:
     if address.startswith("@"):  # an abstract socket
         address = "\0" + address[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        # Never wait on the supervisor: a full queue (a manager that stopped reading) drops the
+        # notification instead of stopping the daemon's loop, watchdog or shutdown with it.
+        sock.setblocking(False)
         try:
             sock.connect(address)
             sock.sendall(message.encode())
