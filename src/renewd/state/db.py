@@ -152,7 +152,7 @@ class Database:
             if version is None:
                 metadata.create_all(conn)
             else:
-                for step in range(version + 1, SCHEMA_VERSION + 1):
+                for step in sorted(n for n in MIGRATIONS if version < n <= SCHEMA_VERSION):
                     MIGRATIONS[step](conn)
             conn.execute(meta.delete().where(meta.c.key == "schema_version"))
             conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
