@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from renewd.cli import init, preview, records, work
+from renewd.cli import init, preview, receipts, records, work
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,6 +22,7 @@ for command in (
     records.history,
     records.runs,
     records.orders,
+    receipts.bounces,
     preview.render,
     work.serve,
     work.status,
