@@ -184,9 +184,7 @@ BROKEN = [
     (
         "an http billing timeout as text",
         f"billing: {{backend: http, url: 'https://billing.example.com', timeout: {SECRET}}}\n",
-        [
-            "3: billing: 'timeout' must be a number, 0 or more"
-        ],
+        ["3: billing: 'timeout' must be a number, 0 or more"],
     ),
     (
         "a ledger that is not a database",
