@@ -104,19 +104,21 @@ def test_bounces_are_recorded_moved_aside_and_a_second_reading_changes_nothing(
     mta.deliver(folder, mta.auto_reply(verp["mb-4@example.cn"]))
     mta.deliver(folder, mta.postfix("newsletter@elsewhere.example", "x@example.org"))
     os.symlink("/etc/passwd", folder / "new" / "planted")
+    os.mkdir(folder / "new" / "a-folder")
 
     read = project.cli("bounces")
     assert read.returncode == 0, read.stderr
     assert read.stdout.splitlines()[:4] == [
-        f"{folder}: 7 files: 4 recorded, 1 unknown, 2 malformed",
+        f"{folder}: 8 files: 4 recorded, 1 unknown, 3 malformed",
         "  email bounced: 2",
         "  email delayed: 1",
         "  email soft-bounced: 1",
     ]
     kept = read.stderr.splitlines()
-    assert len(kept) == 2 and all("kept in" in line and ".malformed/new/" in line for line in kept)
+    assert len(kept) == 3 and all("kept in" in line and ".malformed/new/" in line for line in kept)
     assert any("not a delivery status notification" in line for line in kept)
     assert any("planted: a symbolic link, not read" in line for line in kept)
+    assert any("a-folder: not a regular file, not read" in line for line in kept)
     assert [delivery(project, f"mb-{n}") for n in range(5)] == [
         "bounced 5.1.1",
         "soft-bounced 4.0.0",
@@ -128,7 +130,7 @@ def test_bounces_are_recorded_moved_aside_and_a_second_reading_changes_nothing(
     assert re.search(r"notify:email\s+done\s+1\s+bounced 5\.1\.1\s+<\S+>: 550 5\.1\.1", history)
     assert "Recipient address rejected: User unknown" in history
     assert os.listdir(folder / "new") == []
-    assert len(os.listdir(folder / ".malformed" / "new")) == 2
+    assert len(os.listdir(folder / ".malformed" / "new")) == 3
     assert all(name.endswith(":2,S") for name in os.listdir(folder / "cur"))
     assert len(os.listdir(folder / "cur")) == 5
 

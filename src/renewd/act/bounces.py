@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,8 +114,12 @@ def _report(path: Path, return_path: ReturnPath) -> Report | None:
         if path.is_symlink():
             return Report(problem="a symbolic link, not read")
         return Report(problem=f"cannot read it: {exc.strerror}")
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):  # a folder or a pipe planted in new/
+        os.close(fd)
+        return Report(problem="not a regular file, not read")
     with os.fdopen(fd, "rb") as file:
-        if os.fstat(fd).st_size > MAX_REPORT:
+        if status.st_size > MAX_REPORT:
             return Report(problem=f"larger than {MAX_REPORT >> 20} MiB, not read")
         data = file.read(MAX_REPORT + 1)
     return read_report(data, return_path)
