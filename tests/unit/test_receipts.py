@@ -50,7 +50,8 @@ def moves(channel: str, states: list[str]) -> str:
         ("email", ["bounced", "delayed"], "bounced"),  # a late delay warning changes nothing
         ("email", ["delayed", "delayed"], "delayed"),
         ("email", ["soft-bounced", "bounced"], "soft-bounced"),
-        ("email", ["delivered", "bounced"], "delivered"),
+        ("email", ["delivered", "bounced"], "bounced"),  # one hop took it, a later one did not
+        ("email", ["bounced", "delivered"], "bounced"),
     ],
 )
 def test_states_only_move_forward(channel: str, arriving: list[str], final: str) -> None:

@@ -25,8 +25,12 @@ SMS_ORDER = {
     "read": 5,
 }
 # What a delivery status notification (RFC 3464) says: `delayed` (4.x.x, the MTA still tries),
-# or final: `delivered`, `bounced` (a hard bounce, 5.x.x) or `soft-bounced` (4.x.x, given up).
-EMAIL_ORDER = {"delayed": 1, "delivered": 3, "soft-bounced": 3, "bounced": 3}
+# `delivered` (an MTA delivered or relayed it), or final: `bounced` (a hard bounce, 5.x.x) or
+# `soft-bounced` (4.x.x, given up). A bounce outranks `delivered`: renewd asks for no success
+# reports, and one (`relayed` to a host that reports nothing, a forwarding mailbox, or forged by
+# anyone who can mail the return path) says only that one hop took it; a bounce from further on
+# is the truer word, and a report of success must not hide it.
+EMAIL_ORDER = {"delayed": 1, "delivered": 2, "soft-bounced": 3, "bounced": 3}
 ORDER = {"sms": SMS_ORDER, "email": EMAIL_ORDER}
 
 # Final states in which the message did not reach the customer.
