@@ -32,6 +32,7 @@ EVERY_COMMAND = [
     ["history", "mb-1"],
     ["runs"],
     ["orders", "--month", "2026-12"],
+    ["bounces"],
     ["render", "expired"],
     ["serve"],
     ["status"],
@@ -83,6 +84,8 @@ def test_a_missing_config_exits_2_for_every_command(tmp_path: Path, args: list[s
         (["runs", "--show", "99"], 2),
         (["orders", "--month", "2026-13"], 2),
         (["render", "expird"], 2),
+        (["bounces"], 2),  # no Maildir configured
+        (["bounces", "--maildir", "no-such-maildir"], 2),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else str(value),
 )
