@@ -8,13 +8,14 @@ so a repeat, a replay or a late report changes nothing, on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, select, update
+from sqlalchemy import RowMapping, Select, Update, bindparam, literal_column, select, update
 
-from renewd.core.delivery import Receipt, clean, replaceable
+from renewd.core.delivery import ORDER, Receipt, clean, replaceable
 from renewd.state.db import Database, utcnow
 from renewd.state.schema import actions
 
@@ -52,29 +53,53 @@ class Receipts(Database):
 
 
 def _record(conn: Any, receipt: Receipt, now: str) -> Recorded:
-    # The channel inline, not bound: only then can the planner use the partial index on SMS.
-    channel: Any = bindparam("channel", receipt.channel, literal_execute=True)
-    mine = (actions.c.kind == "notify") & (actions.c.channel == channel)
     if receipt.action_id is not None:
-        found = select(*ROW).where(mine, actions.c.id == receipt.action_id)
+        key: int | str = receipt.action_id
     elif receipt.provider_id:
-        found = select(*ROW).where(mine, actions.c.provider_id == receipt.provider_id)
+        key = receipt.provider_id
     else:
         return Recorded(receipt, "unknown")
-    row = conn.execute(found.limit(1)).mappings().first()
+    found = _find(receipt.channel, isinstance(key, int))
+    row = conn.execute(found, {"key": key}).mappings().first()
     if row is None:
         return Recorded(receipt, "unknown")
-    moved = conn.execute(
+    values = {
+        "row_id": row["id"],
+        "status": receipt.status,
+        "code": clean(receipt.code, 16),
+        "detail": clean(receipt.detail),
+        "at": now,
+    }
+    moved = conn.execute(_move(receipt.channel, receipt.status), values).rowcount
+    return Recorded(receipt, "recorded" if moved else "unchanged", row)
+
+
+# Statements built once per channel and status (a callback listener records hundreds a second;
+# building them anew costs more than running them). The channel is written inline (it is one
+# of ours, never a peer's), since only then can the planner use the partial index on SMS.
+
+
+@functools.cache
+def _find(channel: str, by_row: bool) -> Select[Any]:
+    if channel not in ORDER:  # written into the statement: only a channel of ours
+        raise ValueError(f"no receipts on channel {channel!r}")
+    key = actions.c.id if by_row else actions.c.provider_id
+    mine = (actions.c.kind == "notify") & (actions.c.channel == literal_column(f"'{channel}'"))
+    return select(*ROW).where(mine, key == bindparam("key")).limit(1)
+
+
+@functools.cache
+def _move(channel: str, status: str) -> Update:
+    return (
         update(actions)
         .where(
-            actions.c.id == row["id"],
-            actions.c.delivery.in_(replaceable(receipt.channel, receipt.status)),
+            actions.c.id == bindparam("row_id"),
+            actions.c.delivery.in_(replaceable(channel, status)),
         )
         .values(
-            delivery=receipt.status,
-            delivery_code=clean(receipt.code, 16),
-            delivery_detail=clean(receipt.detail),
-            delivery_at=now,
+            delivery=bindparam("status"),
+            delivery_code=bindparam("code"),
+            delivery_detail=bindparam("detail"),
+            delivery_at=bindparam("at"),
         )
-    ).rowcount
-    return Recorded(receipt, "recorded" if moved else "unchanged", row)
+    )
