@@ -28,13 +28,6 @@ def smtp(tmp_path: Path) -> Iterator[SmtpPeer]:
         yield peer
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return ""
-    return str(request.getfixturevalue("postgres").database())
-
-
 def bounce_project(tmp_path: Path, smtp: SmtpPeer, ledger: str = "", extra: str = "") -> Project:
     mta.maildir(tmp_path / "bounces")
     return Project(
@@ -167,16 +160,6 @@ def test_serve_polls_the_maildir_and_says_when_a_final_warning_did_not_arrive(
     assert 'renewd_deliveries_total{channel="email",status="bounced"} 1.0' in metrics
     assert 'renewd_undelivered_final_warnings_total{channel="email"} 1.0' in metrics
     assert daemon.stop() == 0
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait()
 
 
 @pytest.mark.parametrize(

@@ -28,23 +28,6 @@ URL = "https://renewd.example.com/twilio/status"  # what Twilio is told, behind 
 OTHER = "+8613800138000"
 
 
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return ""
-    return str(request.getfixturevalue("postgres").database())
-
-
 def deliveries(project: Project, mailbox_id: str) -> list[tuple[str, str, str, str]]:
     """Each SMS of the mailbox: its delivery state, code, detail and when it was recorded."""
     ledger = project.ledger()

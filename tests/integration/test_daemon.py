@@ -11,12 +11,9 @@ import re
 import shutil
 import signal
 import socket
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
@@ -36,24 +33,6 @@ from support import (
 )
 
 DAY = date(2026, 12, 1)
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest) -> str:
-    """The daemon's ledger, like test_run.py's: a SQLite file (""), or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        return ""
-    return str(request.getfixturevalue("postgres").database())
 
 
 def daemon_project(

@@ -6,11 +6,8 @@ deletion waits while no warning of the cycle arrived, and happens once one does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-
-import pytest
 
 from peers import mta
 from peers.smtp import PASSWORD, SmtpPeer
@@ -28,16 +25,6 @@ FREE = 20  # mailboxes no rule acts on
 
 def day(offset: int) -> date:
     return EXPIRED + timedelta(days=offset)
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait()
 
 
 class World:

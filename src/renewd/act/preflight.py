@@ -148,21 +148,14 @@ def listen_problems(config: Config, serving: str = "") -> list[Problem]:
     address = config.serve.listen
     if not address or address == serving:
         return []
-    host, port = split_listen(address)
-    try:
-        family, kind, protocol, _, where = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, protocol) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(where)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE and _renewd_answers(host, port):
-            return []  # the running daemon holds it: `check` beside a live `serve`
-        reason = exc.strerror or str(exc)
-        message = f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
-        return [_problem(config, "serve.listen", message)]
-    return []
+    failure = _bind(address)
+    if failure is None:
+        return []
+    if failure.errno == errno.EADDRINUSE and _renewd_answers(*split_listen(address)):
+        return []  # the running daemon holds it: `check` beside a live `serve`
+    reason = failure.strerror or str(failure)
+    message = f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
+    return [_problem(config, "serve.listen", message)]
 
 
 def receipt_problems(config: Config, receiving: str = "") -> list[Problem]:
@@ -201,15 +194,16 @@ def _callback_problems(config: Config, receiving: str) -> list[Problem]:
         message = "receipts.listen must differ from serve.listen: the metrics stay inside"
         problems.append(_problem(config, "receipts.listen", message))
         return problems
-    reason = "" if settings.listen == receiving else _bind(settings.listen)
-    if reason and not _renewd_server(settings.listen):
+    failure = None if settings.listen == receiving else _bind(settings.listen)
+    if failure is not None and not _renewd_server(settings.listen):
+        reason = failure.strerror or str(failure)
         message = f"receipts.listen {settings.listen}: cannot listen there: {reason} {LISTEN_HINT}"
         problems.append(_problem(config, "receipts.listen", message))
     return problems
 
 
-def _bind(address: str) -> str:
-    """Why nothing can listen on `address` now, or "" when something can."""
+def _bind(address: str) -> OSError | None:
+    """Why nothing can listen on `address` now, or None when something can."""
     host, port = split_listen(address)
     try:
         family, kind, protocol, _, where = socket.getaddrinfo(
@@ -219,8 +213,8 @@ def _bind(address: str) -> str:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(where)
     except OSError as exc:
-        return exc.strerror or str(exc)
-    return ""
+        return exc
+    return None
 
 
 def _renewd_server(address: str) -> bool:
