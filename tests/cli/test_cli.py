@@ -263,9 +263,10 @@ def test_render_an_unknown_rule(workdir: Path) -> None:
     assert "no rule 'renewal-remider' (did you mean 'renewal-reminder'?)" in result.stderr
 
 
-def test_jsonl_keeps_one_record_per_line_for_every_reader(workdir: Path) -> None:
+def test_an_id_that_would_break_a_line_never_reaches_the_jsonl(workdir: Path) -> None:
+    """A line separator in an id would split a record for `str.splitlines()`: the row is rejected."""
     snapshot = workdir / "snap-2026-12-01.csv"
     snapshot.write_text(HEADER + ROWS[0].replace("mb-remind", "mb\u2028x") + "\n", encoding="utf-8")
     result = run(workdir, "dry-run", "--date", "2026-12-01", "--format", "jsonl")
-    lines = result.stdout.splitlines()
-    assert len(lines) == 2 and all(json.loads(line)["mailbox_id"] == "mb\u2028x" for line in lines)
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "mailbox_id: contains U+2028 LINE SEPARATOR" in result.stderr

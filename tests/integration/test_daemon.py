@@ -296,7 +296,8 @@ def test_health_is_degraded_by_a_held_run_and_a_refused_reload_and_failing_by_a_
     assert status == 200 and health["status"] == "degraded"
     assert health["problems"] == [
         "the last run held deletions or deductions back: 1 deletion: first sight: renewd has not "
-        "seen this mailbox expired on an earlier run (mb-old); the full list: renewd runs --show 1"
+        "seen this mailbox expired on an earlier run of another snapshot (mb-old); the full list: "
+        "renewd runs --show 1"
     ]
     policy = rules / "lifecycle.yaml"
     policy.write_text(policy.read_text(encoding="utf-8") + "bogus: 1\n", encoding="utf-8")

@@ -307,7 +307,8 @@ def test_first_sight_of_a_long_expired_mailbox_is_held_then_done(project: Projec
     assert first.returncode == 3
     assert (
         "held: 1 deletion: first sight: renewd has not seen this mailbox expired on an earlier run"
-        " (mb-old); the full list: renewd runs --show 1" in first.stdout.splitlines()
+        " of another snapshot (mb-old); the full list: renewd runs --show 1"
+        in first.stdout.splitlines()
     )
     assert [str(m["To"]) for m in project.emails()] == ["mb-new@example.cn"]
     project.export_again()
@@ -446,7 +447,7 @@ def test_held_steps_are_counted_by_reason_in_one_line_and_listed_in_full_apart(
     assert held.returncode == 3
     summary = (
         "12 deletions: first sight: renewd has not seen this mailbox expired on an earlier run "
-        "(mb-old-00, mb-old-01, mb-old-02, mb-old-03, mb-old-04 and 7 more); "
+        "of another snapshot (mb-old-00, mb-old-01, mb-old-02, mb-old-03, mb-old-04 and 7 more); "
         "the full list: renewd runs --show 1"
     )
     assert [line for line in held.stdout.splitlines() if "held:" in line] == [f"held: {summary}"]

@@ -50,7 +50,7 @@ def test_two_dates_on_one_snapshot_do_not_make_a_deletion(tmp_path: Path) -> Non
     assert project.run(DAY).returncode == 0  # D+29: seen expired
     held = project.run(days(1))  # D+30 on the very same file
     assert held.returncode == 3, held.stdout + held.stderr
-    assert "mb-gone: first sight" in held.stdout
+    assert "1 deletion: first sight" in held.stdout and "(mb-gone)" in held.stdout
     project.snapshot(*rows, csv_row("mb-new", days(300), phone=""))  # the next real export
     assert project.run(days(2)).returncode == 0
     assert project.scalar("SELECT count(*) FROM deletions WHERE state = 'done'") == 1

@@ -3,6 +3,7 @@ it wrote, against a real ledger (SQLite and PostgreSQL) and a real HTTP billing 
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date, timedelta
 from pathlib import Path
@@ -167,3 +168,35 @@ def test_a_renewal_made_elsewhere_begins_when_renewd_first_sees_it(project: Proj
     assert [tuple(row) for row in started] == [(date(2027, 1, 31), date(2027, 1, 18))]
     assert project.run(date(2027, 1, 24)).returncode == 0  # 7 days left
     assert len(bodies(project, "mb-1")) == 2
+
+
+def test_an_account_whose_rows_disagree_is_reported_and_takes_no_money_action(
+    project: Project,
+) -> None:
+    """Two rows of one account, one saying 100.00 and the other 500.00: both lines are named,
+    nothing is charged and no message speaks of the money, in dry-run, run and simulate alike;
+    the plain reminder still goes out."""
+    path = project.snapshot(
+        csv_row("mb-1", days(3), account_id="acct", auto_renew=True, balance="100.00", locale="en"),
+        csv_row("mb-2", days(3), account_id="acct", auto_renew=True, balance="500.00", locale="en"),
+    )
+    preview = project.cli("dry-run", "--date", DAY.isoformat(), "--format", "jsonl")
+    assert preview.returncode == 0, preview.stderr
+    planned = [json.loads(line) for line in preview.stdout.splitlines()]
+    assert {(p["mailbox_id"], p["rule"], p["action"]) for p in planned} == {
+        ("mb-1", "renewal-reminder", "notify"),
+        ("mb-2", "renewal-reminder", "notify"),
+    }
+    [conflict] = [line for line in preview.stderr.splitlines() if "acct" in line]
+    assert conflict.startswith(f"{path}:3: balance: ") and "line 2" in conflict
+    simulated = project.cli(
+        "simulate", "--from", DAY.isoformat(), "--to", days(3).isoformat(), "--format", "jsonl"
+    )
+    assert simulated.returncode == 0, simulated.stderr
+    assert {json.loads(line)["action"] for line in simulated.stdout.splitlines()} == {"notify"}
+    assert project.run(DAY).returncode == 0
+    assert project.orders() == []
+    assert {str(m["Subject"]) for m in project.emails()} == {
+        "Your mailbox mb-1 expires in 3 days",
+        "Your mailbox mb-2 expires in 3 days",
+    }

@@ -41,7 +41,7 @@ from renewd.plan.evaluate import Evaluator
 from renewd.policy.loader import RULE_KEYS, THEN_KEYS, TOP_KEYS, load_policy
 from renewd.policy.model import Policy
 from renewd.policy.when import OPS
-from renewd.snapshot import reader, split
+from renewd.snapshot import blocks, slow, split
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.rows import OPTIONAL, REQUIRED
 
@@ -50,7 +50,7 @@ from support import ROOT, TODAY
 pytestmark = pytest.mark.fault
 
 EDITIONS = frozenset({"free", "basic", "standard", "enterprise"})
-HEAD_BYTES = 4096  # the reader refuses a file with a NUL byte this near its start as binary
+HEAD_BYTES = 4096  # a file with a NUL in its first line, or many in these bytes, is binary
 BOM = b"\xef\xbb\xbf"
 
 
@@ -93,7 +93,20 @@ FORMULAS = (
     "=1+2",
 )
 ANY_CHAR = st.characters(exclude_categories=("Cs", "Co"), exclude_characters="\x00")
-SAFE_CHAR = st.characters(exclude_categories=("Cs", "Cc"))
+# What an identifier may hold: no control (Cc) or format (Cf: bidi, zero-width) character and no
+# line or paragraph separator.
+SAFE_CHAR = st.characters(exclude_categories=("Cs", "Cc", "Cf", "Zl", "Zp"))
+INVISIBLE = [
+    "\x85",
+    "\u2028",
+    "\ufeff",
+    "\u202e",
+    "\u200b",
+    "\u200d",
+    "\u2066",
+    "\xad",
+    "\U000e0041",
+]
 
 
 def pieces(
@@ -113,7 +126,7 @@ def huge(units: tuple[str, ...]) -> st.SearchStrategy[str]:
 
 
 IDS = st.one_of(
-    pieces(SAFE_CHAR, ",", '"', "'", " ", "\x85", "\u2028", "\ufeff", "-", "=", min_size=1),
+    pieces(SAFE_CHAR, ",", '"', "'", " ", "\xa0", "\u3000", "-", "=", min_size=1),
     st.from_regex(r"mb-[0-9]{1,6}", fullmatch=True),
     st.sampled_from(FORMULAS),  # an id has no pattern: formula-looking ids are kept verbatim
 )
@@ -174,8 +187,11 @@ MONEY_BROKEN = [
     "9" * 16, " 1.00", "=1+1", "@SUM(A1:A2)", "+1", "",
 ]  # fmt: skip
 BROKEN: dict[str, list[str]] = {
-    "mailbox_id": ["", "mb\x00null", "mb-\udcff", "mb-\x1b[31m", "m" * 129, "mb\r\n2"],
-    "account_id": ["", "acct\r\nx", "acct-\udcfe", "a\x00"],
+    "mailbox_id": [
+        *("", "mb\x00null", "mb-\udcff", "mb-\x1b[31m", "m" * 129, "mb\r\n2"),
+        *(f"mb{char}1" for char in INVISIBLE),
+    ],
+    "account_id": ["", "acct\r\nx", "acct-\udcfe", "a\x00", *(f"{c}acct" for c in INVISIBLE)],
     "edition": ["", "premium", "Standard", "standrd", FORMULAS[0], "+cmd", "@SUM(1)", "free\n"],
     "expires_on": [
         "",
@@ -205,6 +221,7 @@ BROKEN: dict[str, list[str]] = {
         FORMULAS[1],
         "a b@example.com",
         "a\x00@example.com",
+        *(f"us{char}er@example.com" for char in INVISIBLE),
     ],
     "phone": ["12345", "+0123456789", "+8613800138000\n", "+١٢٣٤٥٦٧٨٩٠", "+1 415 555 0123", "=1+1"],
     "locale": ["EN_us", "=cmd", "zh_CN", "e", "en\r\n"],
@@ -345,6 +362,8 @@ class Expected:
     rows_read: int = 0
     unique_valid: set[str] = field(default_factory=set)
     binary: bool = False
+    conflicts: list[tuple[int, str]] = field(default_factory=list)  # line, field
+    conflicting: set[str] = field(default_factory=set)
 
 
 def write_snapshot(path: Path, snap: SnapshotFile) -> Expected:
@@ -354,6 +373,7 @@ def write_snapshot(path: Path, snap: SnapshotFile) -> Expected:
     seen: set[str] = set()
     counts: dict[str, int] = {}
     valid_ids: list[str] = []
+    accounts: dict[str, tuple[Decimal, str]] = {}  # balance and currency of each one's first row
     for record in snap.records:
         if record is BLANK:
             parts.append("")
@@ -382,10 +402,17 @@ def write_snapshot(path: Path, snap: SnapshotFile) -> Expected:
             continue
         expected.mailboxes.append(mailbox_of(record.values, line))
         valid_ids.append(mailbox_id)
+        money = (Decimal(record.values["balance"]), record.values["currency"])
+        first = accounts.setdefault(record.values["account_id"], money)
+        if money != first:
+            expected.conflicts.append((line, "currency" if money[1] != first[1] else "balance"))
+            expected.conflicting.add(record.values["account_id"])
     expected.unique_valid = {i for i in valid_ids if counts[i] == 1}
     body = snap.newline.join(parts) + (snap.newline if snap.final_newline else "")
     data = (BOM if snap.bom else b"") + body.encode("utf-8", errors="surrogateescape")
-    expected.binary = b"\x00" in data[:HEAD_BYTES]
+    head = data[:HEAD_BYTES]
+    first_line = head.removeprefix(BOM).splitlines()[:1]
+    expected.binary = b"\x00" in b"".join(first_line) or head.count(b"\x00") * 8 >= len(head)
     path.write_bytes(data)
     return expected
 
@@ -452,25 +479,33 @@ def test_every_row_is_read_exactly_or_reported_at_its_line(snap_file: SnapshotFi
         assert len(error.reason) < 200, "a hostile value must be cut short in the reason"
     assert snap.duplicates == expected.duplicates
     assert (snap.rows_read, snap.rejected) == (expected.rows_read, len(expected.errors))
+    assert [(e.line, e.field) for e in snap.conflicts] == expected.conflicts
+    assert snap.conflicting_accounts == expected.conflicting
     usable = {m.mailbox_id for m in mailboxes if m.mailbox_id not in snap.duplicates}
     assert usable == expected.unique_valid
 
 
 @budget(300)
-@given(snapshot_files(), st.integers(min_value=1, max_value=400), st.booleans())
+@given(
+    snapshot_files(),
+    st.integers(min_value=1, max_value=400),
+    st.booleans(),
+    st.sampled_from([slow.MAX_RECORD, 30_000, 200]),
+)
 def test_where_the_file_is_cut_changes_nothing(
-    snap_file: SnapshotFile, block: int, halves: bool
+    snap_file: SnapshotFile, block: int, halves: bool, limit: int
 ) -> None:
-    """The fast way reads blocks of BLOCK characters, extended to the end of a line, and a big
-    file without quotes in two processes: quoted records, CR LF pairs, bad rows and repeated
-    ids on either side of a cut must read as in one piece."""
-    with scratch() as tmp:
+    """The fast way reads blocks of BLOCK characters, extended to the end of a record, and a
+    big file in two processes: quoted records, CR LF pairs, bad rows, records over the length
+    limit, repeated ids and accounts that disagree on either side of a cut must read as in
+    one piece."""
+    with scratch() as tmp, mock.patch.object(slow, "MAX_RECORD", limit):
         path = tmp / "snapshot.csv"
         if write_snapshot(path, snap_file).binary:
             return
         whole = read_all(path)
         with (
-            mock.patch.object(reader, "BLOCK", block),
+            mock.patch.object(blocks, "BLOCK", block),
             mock.patch.object(split, "PARALLEL_FROM", 0 if halves else 1 << 60),
         ):
             pieces = read_all(path)
@@ -479,6 +514,10 @@ def test_where_the_file_is_cut_changes_nothing(
     assert (pieces[1].duplicates, pieces[1].rejected_ids) == (
         whole[1].duplicates,
         whole[1].rejected_ids,
+    )
+    assert (pieces[1].conflicts, pieces[1].conflicting_accounts) == (
+        whole[1].conflicts,
+        whole[1].conflicting_accounts,
     )
     assert (pieces[1].rows_read, pieces[1].rejected, pieces[1].expired) == (
         whole[1].rows_read,
@@ -601,8 +640,9 @@ def test_dry_run_never_shows_a_traceback(snap_file: SnapshotFile) -> None:
     records = [json.loads(line) for line in result.stdout.split("\n") if line]
     assert {r["mailbox_id"] for r in records} <= expected.unique_valid
     errors = result.stderr.splitlines()
-    assert len(errors) == len(expected.errors)
-    for text, (line, _, _) in zip(errors, expected.errors, strict=True):
+    lines = [line for line, _, _ in expected.errors] + [line for line, _ in expected.conflicts]
+    assert len(errors) == len(lines)
+    for text, line in zip(errors, lines, strict=True):
         assert text.startswith(f"{path}:{line}: ")
 
 

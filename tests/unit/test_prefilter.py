@@ -7,12 +7,12 @@ shortcuts; these properties say they never change a result.
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +20,7 @@ from renewd.core.history import MemoryHistory
 from renewd.core.model import Mailbox
 from renewd.plan.evaluate import Evaluator
 from renewd.policy.loader import load_policy
+from renewd.snapshot import jsonl
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.rows import COLUMNS, BadField, parse_row
 
@@ -136,41 +137,40 @@ def test_skipping_never_changes_a_decision(
     assert fast.decisions == slow.decisions
 
 
-FIELD_VALUES = {
-    "mailbox_id": st.sampled_from(["mb-1", "mb-2", "", "x" * 129, "mb\x01", "=cmd()", "邮箱-1"]),
-    "account_id": st.sampled_from(["acct-1", "", "a" * 128]),
-    "edition": st.sampled_from(["standard", "free", "premium", "Standard", ""]),
-    "expires_on": st.sampled_from(
-        [
-            *("2026-12-31", "2026-02-30", "2026/01/01", "", "２０２６-01-01", "2028-02-29"),
-            *("2027-02-29", "2026-04-31", "2026-04-30", "2026-01-31", "0000-01-01", "2026-00-10"),
-        ]
-    ),
-    "auto_renew": st.sampled_from(["true", "FALSE", "yes", "1", "maybe", ""]),
-    "balance": st.sampled_from(["0", "120.00", "-1", "1e5", "1.1234567", "007.50", "", "١٢"]),
-    "renewal_fee": st.sampled_from(["120.00", "0.10", "-0.00", "abc"]),
-    "currency": st.sampled_from(["CNY", "cny", "US", ""]),
-    "renewal_months": st.sampled_from(["", "12", "0", "120", "121", "007", "²"]),
-    "email": st.sampled_from(
-        ["a@example.com", "a@b", "a b@example.com", "x@" + "d" * 130 + ".com", "", "é@example.com"]
-    ),
-    "phone": st.sampled_from(["", "+8613800138000", "8613800138000", "+1٤١٥٥٥٥٠١٢٣", "+12"]),
-    "locale": st.sampled_from(
-        ["", "en", "zh-CN", "EN", "zh_CN", "en" + "-abcdefgh" * 9, "en" + "-abcdefgh" * 30]
-    ),
-    "domain": st.sampled_from(
-        [
-            "",
-            "example.com",
-            "mail.example.co.uk",
-            "a.b.c.d.example.com",
-            "-x.com",
-            "x" * 70 + ".com",
-        ]
-    ),
-    "domain_via_provider": st.sampled_from(["", "true", "no", "2"]),
-    "domain_expires_on": st.sampled_from(["", "2027-01-01", "2027-13-01"]),
-    "anchor_day": st.sampled_from(["", "1", "09", "31", "0", "32", "x"]),
+FIELD_VALUES: dict[str, list[str]] = {
+    "mailbox_id": [
+        *("mb-1", "mb-2", "", "x" * 129, "mb\x01", "=cmd()", "邮箱-1", "mb,1", 'mb"1'),
+        *("mb\u202e1", "\u200bmb", "mb\x85", "mb\u2028", "mb\xad", "mb\U000e0041", "mb\xa0"),
+    ],
+    "account_id": ["acct-1", "", "a" * 128, "ac\u2066ct", "账户\ufeff"],
+    "edition": ["standard", "free", "premium", "Standard", ""],
+    "expires_on": [
+        *("2026-12-31", "2026-02-30", "2026/01/01", "", "２０２６-01-01", "2028-02-29"),
+        *("2027-02-29", "2026-04-31", "2026-04-30", "2026-01-31", "0000-01-01", "2026-00-10"),
+        *("2000-02-29", "1900-02-29", "2100-02-29", "2400-02-29", "0004-02-29", "2026-12-32"),
+    ],
+    "auto_renew": ["true", "FALSE", "yes", "1", "maybe", ""],
+    "balance": ["0", "120.00", "-1", "1e5", "1.1234567", "007.50", "", "١٢"],
+    "renewal_fee": ["120.00", "0.10", "-0.00", "abc"],
+    "currency": ["CNY", "cny", "US", ""],
+    "renewal_months": ["", "12", "0", "120", "121", "007", "²"],
+    "email": [
+        *("a@example.com", "a@b", "a b@example.com", "x@" + "d" * 130 + ".com", ""),
+        *("é@example.com", "a\u200d@example.com", "王\u202e@example.cn", "a,b@example.com"),
+    ],
+    "phone": ["", "+8613800138000", "8613800138000", "+1٤١٥٥٥٥٠١٢٣", "+12"],
+    "locale": ["", "en", "zh-CN", "EN", "zh_CN", "en" + "-abcdefgh" * 9, "en" + "-abcdefgh" * 30],
+    "domain": [
+        "",
+        "example.com",
+        "mail.example.co.uk",
+        "a.b.c.d.example.com",
+        "-x.com",
+        "x" * 70 + ".com",
+    ],
+    "domain_via_provider": ["", "true", "no", "2"],
+    "domain_expires_on": ["", "2027-01-01", "2027-13-01", "2028-02-29"],
+    "anchor_day": ["", "1", "09", "31", "0", "32", "x"],
 }
 
 
@@ -200,38 +200,122 @@ def rows_near_valid(draw: st.DrawFn) -> dict[str, str]:
     differ from a valid one in exactly the column under test."""
     row = dict(VALID)
     for column in draw(st.lists(st.sampled_from(sorted(FIELD_VALUES)), max_size=2, unique=True)):
-        row[column] = draw(FIELD_VALUES[column])
+        row[column] = draw(st.sampled_from(FIELD_VALUES[column]))
     return row
 
 
+def cell(value: str, quoted: bool) -> str:
+    """A CSV field as an exporter writes it: quoted when asked or when it must be."""
+    if quoted or any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def json_value(value: str, column: str, bare: bool) -> str:
+    """A JSON value as an exporter writes it: bare numbers, booleans and null where they can be."""
+    if bare and value == "":
+        return "null"
+    if bare and value in ("true", "false"):
+        return value
+    if bare and column in ("balance", "renewal_fee", "renewal_months"):
+        try:
+            json.loads(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+@st.composite
+def files(draw: st.DrawFn) -> tuple[str, str, list[dict[str, str]]]:
+    """Rows near valid ones, written as CSV with any columns quoted, or as JSON Lines with
+    values bare or in strings; (suffix, text, rows)."""
+    rows = draw(st.lists(rows_near_valid(), min_size=1, max_size=8))
+    if draw(st.booleans()):
+        quoted = draw(st.sets(st.sampled_from(COLUMNS)))
+        per_row = draw(st.booleans())  # else every row quoted alike, as exporters do
+        lines = [",".join(COLUMNS)]
+        for row in rows:
+            mine = draw(st.sets(st.sampled_from(COLUMNS))) if per_row else quoted
+            lines.append(",".join(cell(row[c], c in mine) for c in COLUMNS))
+        return ".csv", "\n".join(lines) + "\n", rows
+    bare = draw(st.booleans())
+    spaced = draw(st.sampled_from([(", ", ": "), (",", ":")]))
+    lines = [
+        "{"
+        + spaced[0].join(
+            f"{json.dumps(c)}{spaced[1]}{json_value(row[c], c, bare)}" for c in COLUMNS
+        )
+        + "}"
+        for row in rows
+    ]
+    return ".jsonl", "\n".join(lines) + "\n", rows
+
+
 @settings(
-    max_examples=300,
+    max_examples=400,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(rows=st.lists(rows_near_valid(), min_size=1, max_size=8))
+@given(written=files())
 def test_the_one_pattern_check_accepts_exactly_what_the_field_checks_accept(
-    tmp_path: Path, rows: list[dict[str, str]]
+    tmp_path: Path, written: tuple[str, str, list[dict[str, str]]]
 ) -> None:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([row[c] for c in COLUMNS])
-    path = tmp_path / "snapshot.csv"
-    path.write_text(text.getvalue(), encoding="utf-8")
+    suffix, text, rows = written
+    path = tmp_path / f"snapshot{suffix}"
+    path.write_text(text, encoding="utf-8")
     snapshot = Snapshot(path, EDITIONS, "en")
     got = {m.line: m for m in snapshot}
-    for line, row in enumerate(rows, start=2):
+    first = 2 if suffix == ".csv" else 1
+    source = text.split("\n")[first - 1 :]
+    for line, row in enumerate(rows, start=first):
+        fields = jsonl.row(source[line - first], line, "") if suffix == ".jsonl" else row
         try:
-            expected: Mailbox | None = parse_row(row, line, EDITIONS, "en")
-        except BadField:
+            assert isinstance(fields, dict)
+            expected: Mailbox | None = parse_row(fields, line, EDITIONS, "en")
+        except (BadField, AssertionError):
             expected = None
         assert got.get(line) == expected, (line, row)
+    assert snapshot.rows_read == len(rows)
     claimed = Counter(row["mailbox_id"] for row in rows if row["mailbox_id"])
     assert snapshot.duplicates == {i for i, count in claimed.items() if count > 1}
-    assert snapshot.rows_read == len(rows)
+
+
+EVERY_VALUE = [
+    {**VALID, column: value} for column, values in sorted(FIELD_VALUES.items()) for value in values
+]
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_every_listed_value_alone_reads_as_the_field_checks_read_it(
+    tmp_path: Path, suffix: str, quoted: bool
+) -> None:
+    """The table behind the property above, each value once in an otherwise valid row."""
+    if suffix == ".csv":
+        lines = [",".join(COLUMNS)]
+        lines += [",".join(cell(row[c], quoted) for c in COLUMNS) for row in EVERY_VALUE]
+    else:
+        lines = [
+            "{"
+            + ", ".join(f"{json.dumps(c)}: {json_value(row[c], c, quoted)}" for c in COLUMNS)
+            + "}"
+            for row in EVERY_VALUE
+        ]
+    path = tmp_path / f"snapshot{suffix}"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    got = {m.line: m for m in Snapshot(path, EDITIONS, "en")}
+    first = 2 if suffix == ".csv" else 1
+    for line, row in enumerate(EVERY_VALUE, start=first):
+        fields = jsonl.row(lines[line - 1], line, "") if suffix == ".jsonl" else row
+        try:
+            assert isinstance(fields, dict)
+            expected: Mailbox | None = parse_row(fields, line, EDITIONS, "en")
+        except (BadField, AssertionError):
+            expected = None
+        assert got.get(line) == expected, (line, row)
 
 
 def test_the_skip_leaves_most_mailboxes_out(shipped: Evaluator) -> None:

@@ -18,6 +18,7 @@ import pytest
 from renewd.core.errors import SnapshotError
 from renewd.core.model import Mailbox
 from renewd.snapshot import reader as reader_module
+from renewd.snapshot import slow as slow_module
 from renewd.snapshot import split as split_module
 from renewd.snapshot.reader import KEPT_ERRORS, Snapshot, Wanted
 from renewd.snapshot.rows import COLUMNS
@@ -680,7 +681,7 @@ def test_a_big_file_read_in_two_processes_reads_as_in_one(
 
     (one, single), (two, split) = scan(1 << 60), scan(0)
     with path.open("rb") as raw:
-        assert split_module.split_point(raw.fileno()) is not None  # it really was cut
+        assert split_module.split_point(raw.fileno(), quoted=True) is not None  # it really was cut
     assert two == one
     assert len(one) == 10  # 2026-03-03 and 2026-11-11, on both sides of the cut
     assert [(e.line, e.field) for e in split.errors] == [(e.line, e.field) for e in single.errors]
@@ -706,8 +707,8 @@ def test_a_file_replaced_while_it_is_read_is_read_as_it_was(
     newer = write(tmp_path / "new.csv", [row(f"mb-{n:04d}", balance="555.50") for n in range(300)])
     cut = split_module.split_point
 
-    def cut_then_replace(fd: int) -> tuple[int, int] | None:
-        where = cut(fd)
+    def cut_then_replace(fd: int, quoted: bool) -> tuple[int, int] | None:
+        where = cut(fd, quoted)
         os.replace(newer, path)  # after the file was opened, before either half is read
         return where
 
@@ -735,7 +736,7 @@ def test_a_last_line_without_line_end_is_as_long_as_it_is(
     """Nothing is added to the last line: a record of exactly MAX_RECORD characters is kept."""
     text = csv_text([row("mb-1", account_id='acct "one"')]).rstrip("\n")
     record = text.split("\n", 1)[1]
-    monkeypatch.setattr(reader_module, "MAX_RECORD", len(record))
+    monkeypatch.setattr(slow_module, "MAX_RECORD", len(record))
     path = tmp_path / "s.csv"
     path.write_text(text, encoding="utf-8")
     mailboxes, snap = read(path)

@@ -133,11 +133,12 @@ def summary(plans: Iterable[DayPlan], snapshot: Snapshot) -> str:
 
 
 def row_errors(snapshot: Snapshot) -> list[str]:
+    """The rejected rows, then the rows that disagree with their account (kept, not rejected)."""
     lines = [str(error) for error in snapshot.errors]
     hidden = snapshot.rejected - len(snapshot.errors)
     if hidden > 0:
         lines.append(f"{snapshot.path}: ... and {hidden} more rejected rows")
-    return lines
+    return lines + [str(conflict) for conflict in snapshot.conflicts]
 
 
 def write_rows(rows: Sequence[Sequence[str]], out: TextIO) -> None:

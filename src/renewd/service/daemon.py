@@ -223,10 +223,10 @@ class Daemon:
 
     def _failed(self, ledger: Ledger, day: date, exc: Exception) -> None:
         message = str(exc) if isinstance(exc, RenewdError) else f"{type(exc).__name__}: {exc}"
-        log.error("run for %s failed: %s", day, message, exc_info=not isinstance(exc, RenewdError))
         self.metrics.runs.labels(status="failed").inc()
         self.state.last_failure = message
         self.state.last_run = {"day": day.isoformat(), "status": "failed", "message": message}
+        log.error("run for %s failed: %s", day, message, exc_info=not isinstance(exc, RenewdError))
         self._alert(ledger, day, "run-failed", f"the run for {day} failed: {message}")
 
     def _finished(self, ledger: Ledger, report: RunReport, seconds: float) -> None:

@@ -1,2 +1,2 @@
-"""Reading snapshots: CSV and JSON Lines rows streamed, validated, duplicates found.
-May import config and the core; it reads the snapshot file and spills to temporary files."""
+"""Reading snapshots: CSV and JSON Lines rows streamed, validated, repeated ids and accounts that
+disagree found. May import config and the core; reads the snapshot, spills to temporary files."""

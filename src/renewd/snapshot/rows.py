@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -52,7 +53,20 @@ _DOMAIN = re.compile(
     r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 )
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# Unicode's control (Cc), format (Cf: bidi controls, zero-width characters, the BOM) and line and
+# paragraph separators (Zl, Zp), as of Unicode 15; a test checks the running Python's tables.
+# None of them belongs in an identifier or an address: they hide or reorder what an operator
+# reads in a report, an export or a log line.
+INVISIBLE = (
+    "\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f"
+)
+
+NOT_UTF8 = "\ud800-\udfff"  # bytes that are not UTF-8, kept as lone surrogates
+
+_UNSAFE = re.compile(f"[{INVISIBLE}{NOT_UTF8}]")
 
 _BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -151,8 +165,9 @@ def _text(row: dict[str, str], field: str, limit: int = 254, required: bool = Tr
         if required:
             raise BadField(field, "missing")
         return ""
-    if _UNSAFE.search(value):
-        raise BadField(field, "contains control characters or bytes that are not UTF-8")
+    unsafe = _UNSAFE.search(value)
+    if unsafe:
+        raise BadField(field, _unsafe(unsafe.group()))
     if len(value) > limit:
         raise BadField(field, f"longer than {limit} characters")
     return value
@@ -220,6 +235,16 @@ def _months(row: dict[str, str]) -> int:
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 120:
         raise BadField("renewal_months", f"{show(value)} is not a whole number from 1 to 120")
     return int(value)
+
+
+def _unsafe(char: str) -> str:
+    if "\ud800" <= char <= "\udfff":
+        return "contains bytes that are not UTF-8"
+    name = unicodedata.name(char, "")
+    return (
+        f"contains U+{ord(char):04X}{' ' + name if name else ''}: control characters and "
+        "invisible format characters (bidi, zero-width) are not allowed"
+    )
 
 
 def show(value: str) -> str:

@@ -1,15 +1,11 @@
-"""Reading a big CSV in two processes: where the second may start, and reading a byte range
-of the one open file without moving its position (a forked process reads the same file).
-"""
+"""Reading a big snapshot in two processes: where the second may start, and how it must end."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
 import os
 import signal
-from typing import IO, Any
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
@@ -17,33 +13,51 @@ PR_SET_PDEATHSIG = 1  # prctl(2)
 PARALLEL_FROM = 32 << 20
 
 
-def split_point(fd: int) -> tuple[int, int] | None:
-    """Where a second process can start reading a big CSV snapshot, and the line breaks before:
-    just after a line end a little past the middle (that process also sends its rows back).
+def split_point(fd: int, quoted: bool) -> tuple[int, int] | None:
+    """Where a second process can start reading a big snapshot, and the number of lines before:
+    just after a line end a little past the middle where no record runs on (that process also
+    sends its rows back). For a CSV (`quoted`), that is where the quote characters after the
+    header balance: a quoted field may hold line breaks, so not every line end ends a record.
 
-    None for a small file or a single CPU, and when the part before has a quote character (a
-    quoted field may hold line breaks, so a line end need not end a record) or a CR that is
-    not part of a CR LF (counted apart; not worth it for such rare files).
+    None for a small file or a single CPU.
     """
     size = os.fstat(fd).st_size
     if size < PARALLEL_FROM or len(cpus()) < 2:
         return None
     target = size * 4 // 7
-    position = feeds = returns = pairs = 0
+    position = lines = quotes = 0
+    header = True  # the header is one line, whatever its quotes: they are not counted
     after_return = False
     while chunk := os.pread(fd, 1 << 20, position):
-        cut = chunk.find(b"\n", max(0, target - position))
-        if cut != -1:
-            chunk = chunk[: cut + 1]
-        if b'"' in chunk:
-            return None
-        pairs += chunk.count(b"\r\n") + (after_return and chunk.startswith(b"\n"))
-        returns += chunk.count(b"\r")
-        feeds += chunk.count(b"\n")
+        begin = 0
+        if header:
+            ends = [at for at in (chunk.find(b"\n"), chunk.find(b"\r")) if at != -1]
+            begin = min(ends) + 1 if ends else len(chunk)
+            header = not ends
+        cut = _cut(chunk, begin, max(begin, target - position), quotes if quoted else None)
+        seen = chunk if cut is None else chunk[:cut]
+        lines += seen.count(b"\n") + seen.count(b"\r") - seen.count(b"\r\n")
+        lines -= after_return and seen.startswith(b"\n")
+        if cut is not None:
+            return (position + cut, lines) if position + cut < size else None
+        quotes += chunk.count(b'"', begin)
         after_return = chunk.endswith(b"\r")
         position += len(chunk)
-        if cut != -1:
-            return (position, feeds) if returns == pairs and position < size else None
+    return None
+
+
+def _cut(chunk: bytes, begin: int, start: int, quotes: int | None) -> int | None:
+    """The first place in `chunk` from `start` just after a LF where the quotes balance:
+    `quotes` were counted before `chunk`, the chunk's own from `begin` (None: no quotes)."""
+    if quotes is not None:
+        quotes += chunk.count(b'"', begin, start)
+    while (found := chunk.find(b"\n", start)) != -1:
+        if quotes is None:
+            return found + 1
+        quotes += chunk.count(b'"', start, found + 1)
+        if quotes % 2 == 0:
+            return found + 1
+        start = found + 1
     return None
 
 
@@ -67,32 +81,3 @@ def die_with(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the line above
         os._exit(0)
-
-
-class _Range(io.RawIOBase):
-    """Bytes `start` to `end` (None: the end) of an open file, read with pread: the file's own
-    position is left alone, and a forked process can read the same file too."""
-
-    def __init__(self, fd: int, start: int, end: int | None) -> None:
-        super().__init__()
-        self._fd = fd
-        self._position = start
-        self._end = os.fstat(fd).st_size if end is None else end
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = os.pread(self._fd, min(len(buffer), self._end - self._position), self._position)
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
-
-
-def part_of(fd: int, start: int, end: int | None, encoding: str) -> IO[str]:
-    return io.TextIOWrapper(
-        io.BufferedReader(_Range(fd, start, end)),
-        encoding=encoding,
-        errors="surrogateescape",
-        newline="",
-    )
