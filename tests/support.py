@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
@@ -187,6 +192,66 @@ class Project:
                 return [dict(row) for row in conn.execute(select(orders)).mappings()]
         finally:
             ledger.close()
+
+
+# --- `renewd serve` as a process --------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Served:
+    """A `renewd serve` process whose log lines the test reads as they come."""
+
+    def __init__(self, project: Project, now: str, env: dict[str, str] | None = None) -> None:
+        command = [
+            str(Path(sys.executable).parent / "renewd"),
+            "serve",
+            "--config",
+            str(project.config),
+        ]
+        full_env = {**os.environ, "RENEWD_FAKE_NOW": now, **(env or {})}
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=full_env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, text: str, timeout: float = 30) -> str:
+        """The next log line containing `text` (earlier lines are kept in `seen`)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(
+                    f"no log line with {text!r}; saw:\n" + "\n".join(self.seen)
+                ) from None
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 # --- the run lock on PostgreSQL ----------------------------------------------------------------

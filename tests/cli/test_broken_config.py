@@ -166,7 +166,7 @@ BROKEN = [
         "a misspelt password setting",
         SMTP.format(f"username: u, pasword: {SECRET}"),
         [
-            "4: senders.email: unknown setting(s) pasword (did you mean 'password'?) (known: host, port, security, username, password, password_env, password_file, from, reply_to, timeout, connections, local_hostname, ca_file, attempts, backoff, max_retry_seconds)"
+            "4: senders.email: unknown setting(s) pasword (did you mean 'password'?) (known: host, port, security, username, password, password_env, password_file, from, reply_to, timeout, connections, local_hostname, ca_file, attempts, backoff, max_retry_seconds, return_path)"
         ],
     ),
     (

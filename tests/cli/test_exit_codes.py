@@ -35,6 +35,7 @@ EVERY_COMMAND = [
     ["history", "mb-1"],
     ["runs"],
     ["orders", "--month", "2026-12"],
+    ["bounces"],
     ["render", "expired"],
     ["serve"],
     ["status"],
@@ -94,6 +95,8 @@ def test_a_missing_config_exits_2_for_every_command(tmp_path: Path, args: list[s
         (["diff", str(ROOT / "rules"), "no-such-rules", "--from", DAY], 2),
         (["forecast", "--from", DAY, "--out", "forecast.png"], 2),
         (["explain", "mb-nope", "--date", DAY], 2),
+        (["bounces"], 2),  # no Maildir configured
+        (["bounces", "--maildir", "no-such-maildir"], 2),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else str(value),
 )

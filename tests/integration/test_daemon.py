@@ -7,23 +7,13 @@ tests do not, and run once.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
 import shutil
 import signal
 import socket
-import subprocess
-import sys
-import threading
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
@@ -32,81 +22,17 @@ from renewd.state.lock import RunLock
 from support import (
     ROOT,
     Project,
+    Served,
     assert_stopped_midway,
     csv_row,
     end_session,
+    free_port,
+    get,
     lock_session,
     queue_for_lock,
 )
 
 DAY = date(2026, 12, 1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Served:
-    """A `renewd serve` process whose log lines the test reads as they come."""
-
-    def __init__(self, project: Project, now: str, env: dict[str, str] | None = None) -> None:
-        command = [
-            str(Path(sys.executable).parent / "renewd"),
-            "serve",
-            "--config",
-            str(project.config),
-        ]
-        full_env = {**os.environ, "RENEWD_FAKE_NOW": now, **(env or {})}
-        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=full_env)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.put(line.rstrip("\n"))
-
-    def expect(self, text: str, timeout: float = 30) -> str:
-        """The next log line containing `text` (earlier lines are kept in `seen`)."""
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(
-                    f"no log line with {text!r}; saw:\n" + "\n".join(self.seen)
-                ) from None
-            self.seen.append(line)
-            if text in line:
-                return line
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest) -> str:
-    """The daemon's ledger, like test_run.py's: a SQLite file (""), or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        return ""
-    return str(request.getfixturevalue("postgres").database())
 
 
 def daemon_project(
@@ -116,14 +42,6 @@ def daemon_project(
     return Project(
         tmp_path, extra=serve + extra, snapshot="snapshots/mailboxes-{date}.csv", **kwargs
     )
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def test_serve_does_the_days_work_and_reports_health_and_metrics(

@@ -1,16 +1,23 @@
-"""A Twilio-speaking HTTP peer on loopback that injects the errors Prism cannot.
+"""A Twilio-speaking HTTP peer on loopback that injects the errors Prism cannot, and posts the
+status callbacks Twilio would.
 
 The recipient number picks the behaviour (see NUMBERS); it answers in Twilio's JSON error format
-and records every request (form fields, auth, time).
+and records every request (form fields, auth, time). `post_status` sends a message's status to
+the URL it was created with, signed as Twilio documents it (computed here, not with the client's
+validator that renewd uses: a test of one against itself would prove nothing).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +40,7 @@ class TwilioPeer:
         self.throttle_half = throttle_half  # answer every second request 429, whatever its number
         self.requests: list[dict[str, Any]] = []
         self.seen: Counter[str] = Counter()
+        self.created: dict[str, dict[str, str]] = {}  # sid: the fields it was created with
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -71,6 +79,8 @@ class TwilioPeer:
         if behaviour == "500-always" or (behaviour == "500-once" and count == 1):
             return 500, _error(20500, "Internal Server Error", 500), {}
         sid = "SM" + uuid.uuid4().hex
+        with self.lock:
+            self.created[sid] = fields
         return (
             201,
             {
@@ -106,6 +116,73 @@ class TwilioPeer:
                 return None
 
         return Handler
+
+    def sids(self, to: str) -> list[str]:
+        """The messages created for a number, oldest first."""
+        with self.lock:
+            return [sid for sid, fields in self.created.items() if fields.get("To") == to]
+
+    def callback(
+        self, sid: str, status: str, error_code: str = "", **extra: str
+    ) -> tuple[str, dict[str, str]]:
+        """The URL a status callback for this message goes to, and its form fields."""
+        created = self.created[sid]
+        fields = {
+            "AccountSid": ACCOUNT,
+            "ApiVersion": "2010-04-01",
+            "From": created.get("From", ""),
+            "MessageSid": sid,
+            "MessageStatus": status,
+            "SmsSid": sid,
+            "SmsStatus": status,
+            "To": created["To"],
+            **({"ErrorCode": error_code} if error_code else {}),
+            **extra,
+        }
+        return created["StatusCallback"], fields
+
+    def post_status(
+        self,
+        sid: str,
+        status: str,
+        listener: str,
+        *,
+        error_code: str = "",
+        token: str = TOKEN,
+        signed_url: str | None = None,
+        signature: str | None = None,
+    ) -> int:
+        """POST the callback to `listener` (host:port: where a proxy would forward Twilio's
+        request), on the path of the message's StatusCallback, signed with `token` over the
+        StatusCallback URL (or `signed_url`); `signature` replaces the signature ("" sends
+        none). The HTTP status of the answer."""
+        url, fields = self.callback(sid, status, error_code)
+        shown = signature if signature is not None else sign(token, signed_url or url, fields)
+        return post_form(listener, urllib.parse.urlsplit(url).path, fields, shown)
+
+
+def sign(token: str, url: str, fields: dict[str, str]) -> str:
+    """X-Twilio-Signature as Twilio's docs define it: the full URL, then each POST field's name
+    and value in the order of the names, HMAC-SHA1 with the auth token, in base64."""
+    text = url + "".join(name + fields[name] for name in sorted(fields))
+    digest = hmac.new(token.encode(), text.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def post_form(listener: str, path: str, fields: dict[str, str], signature: str) -> int:
+    request = urllib.request.Request(
+        f"http://{listener}{path}",
+        data=urllib.parse.urlencode(fields).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        method="POST",
+    )
+    if signature:
+        request.add_header("X-Twilio-Signature", signature)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - http, loopback
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
 
 
 def _error(code: int, message: str, status: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from renewd.act.backends.base import Billing, Charge, Provisioning, Removal, Tra
 from renewd.act.faults import crash_point
 from renewd.act.pages import PAGE, Marks, Pending
 from renewd.core.batching import batched
+from renewd.delivery.receipts import message_key
 from renewd.delivery.senders.base import Outbound, Result, Sender, SendWindow, Status
 from renewd.delivery.templating import Renderer
 from renewd.state.claims import Mark, Tenure
@@ -321,7 +322,7 @@ class Executor:
     def _message(self, action: RowMapping) -> Outbound:
         payload: dict[str, Any] = json.loads(action["payload"])
         values, locale, template = payload["vars"], payload["locale"], action["template"]
-        key = f"renewd-{action['id']}"
+        key = message_key(action["id"])
         if action["channel"] == "sms":
             text = self.renderer.sms(template, locale, values)
             return Outbound(key, "sms", payload["to"], locale, text=text)

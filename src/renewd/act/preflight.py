@@ -14,9 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from renewd.act.bounces import return_path
 from renewd.act.plugins import plugin
+from renewd.act.receipts import twilio_credentials
 from renewd.config.load import LISTEN_HINT, load_config, split_listen
 from renewd.config.model import Config
+from renewd.config.plugins import SettingsError
 from renewd.core.errors import Problem, ProblemsError, UnusableFile, suggest
 from renewd.delivery.formats import formats_for
 from renewd.delivery.gsm import sms_segments, sms_text
@@ -29,12 +32,12 @@ from renewd.policy.model import Policy, Rule
 from renewd.state.db import Database, LedgerError, database_url, sqlite_path
 
 
-def check(path: Path, serving: str = "") -> list[Problem]:
+def check(path: Path, serving: str = "", receiving: str = "") -> list[Problem]:
     """Every problem found, in file order; an empty list means the daemon would accept it all.
 
     A config that cannot be read at all raises UnusableFile: there is nothing to check.
-    `serving` is the address a running daemon already listens on (a reload): it is not
-    probed, since the daemon itself holds it.
+    `serving` and `receiving` are the addresses a running daemon already listens on (a
+    reload): they are not probed, since the daemon itself holds them.
     """
     try:
         config = load_config(path)
@@ -54,6 +57,7 @@ def check(path: Path, serving: str = "") -> list[Problem]:
         + backend_problems(config)
         + ledger_problems(config)
         + listen_problems(config, serving)
+        + receipt_problems(config, receiving)
     )
 
 
@@ -254,6 +258,62 @@ def listen_problems(config: Config, serving: str = "") -> list[Problem]:
     address = config.serve.listen
     if not address or address == serving:
         return []
+    failure = _bind(address)
+    if failure is None:
+        return []
+    if failure.errno == errno.EADDRINUSE and _renewd_answers(*split_listen(address)):
+        return []  # the running daemon holds it: `check` beside a live `serve`
+    reason = failure.strerror or str(failure)
+    message = f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
+    return [_problem(config, "serve.listen", message)]
+
+
+def receipt_problems(config: Config, receiving: str = "") -> list[Problem]:
+    """Receipts can come in: the callback listener can listen and check signatures, the bounce
+    Maildir is there and a return path names each bounce's message."""
+    problems = _callback_problems(config, receiving) if config.receipts.listen else []
+    folder = config.receipts.bounces
+    if folder is not None:
+        try:
+            return_path(config)
+        except SettingsError as exc:
+            problems.append(_problem(config, "receipts.bounces", str(exc)))
+        if not (folder / "new").is_dir():
+            message = (
+                f"receipts.bounces: {folder} is not a Maildir (no new/ folder); "
+                "point it at the Maildir your MTA delivers bounces to"
+            )
+            problems.append(_problem(config, "receipts.bounces", message))
+    return problems
+
+
+def _callback_problems(config: Config, receiving: str) -> list[Problem]:
+    settings, problems = config.receipts, []
+    try:
+        twilio_credentials(config)
+    except SettingsError as exc:
+        problems.append(_problem(config, "receipts.listen", str(exc)))
+    told = str(config.senders.get("sms", {}).get("status_callback", ""))
+    if settings.callback_url and told and settings.callback_url != told:
+        message = (
+            "receipts.callback_url differs from senders.sms.status_callback: Twilio signs "
+            "the URL it was told, status_callback; set only that one"
+        )
+        problems.append(_problem(config, "receipts.callback_url", message))
+    if settings.listen == config.serve.listen:
+        message = "receipts.listen must differ from serve.listen: the metrics stay inside"
+        problems.append(_problem(config, "receipts.listen", message))
+        return problems
+    failure = None if settings.listen == receiving else _bind(settings.listen)
+    if failure is not None and not _renewd_server(settings.listen):
+        reason = failure.strerror or str(failure)
+        message = f"receipts.listen {settings.listen}: cannot listen there: {reason} {LISTEN_HINT}"
+        problems.append(_problem(config, "receipts.listen", message))
+    return problems
+
+
+def _bind(address: str) -> OSError | None:
+    """Why nothing can listen on `address` now, or None when something can."""
     host, port = split_listen(address)
     try:
         family, kind, protocol, _, where = socket.getaddrinfo(
@@ -263,12 +323,22 @@ def listen_problems(config: Config, serving: str = "") -> list[Problem]:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(where)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE and _renewd_answers(host, port):
-            return []  # the running daemon holds it: `check` beside a live `serve`
-        reason = exc.strerror or str(exc)
-        message = f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
-        return [_problem(config, "serve.listen", message)]
-    return []
+        return exc
+    return None
+
+
+def _renewd_server(address: str) -> bool:
+    """Whether what holds the address is a renewd listener (`check` beside a live `serve`)."""
+    host, port = split_listen(address)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            server = answer.headers.get("Server", "")
+    except urllib.error.HTTPError as refused:
+        server = refused.headers.get("Server", "")
+    except (OSError, ValueError):
+        return False
+    return bool(server == "renewd")
 
 
 def _renewd_answers(host: str, port: int) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from renewd.cli import diff, explain, forecast, init, preview, prune, records, work
+from renewd.cli import diff, explain, forecast, init, preview, prune, receipts, records, work
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -26,6 +26,7 @@ for command in (
     records.runs,
     records.orders,
     prune.prune,
+    receipts.bounces,
     preview.render,
     work.serve,
     work.status,

@@ -19,8 +19,11 @@ from renewd.plan.evaluate import DayPlan
 from renewd.snapshot.reader import Snapshot
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy import RowMapping
 
+    from renewd.act.receipts import Tally
     from renewd.act.run import RunReport
 
 
@@ -193,8 +196,20 @@ def run_summary(report: RunReport) -> list[str]:
 
 
 def history_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
+    """One line per step and channel; a message's DELIVERY is what the last receipt said (its
+    state and code; its diagnostic follows the provider's id)."""
     table: list[tuple[str, ...]] = [
-        ("DAY", "RULE", "CYCLE", "STEP", "ACTION", "STATE", "TRIES", "PROVIDER ID / ERROR")
+        (
+            "DAY",
+            "RULE",
+            "CYCLE",
+            "STEP",
+            "ACTION",
+            "STATE",
+            "TRIES",
+            "DELIVERY",
+            "PROVIDER ID / ERROR",
+        )
     ]
     for row in rows:
         action = row["kind"] + (f":{row['channel']}" if row["channel"] else "")
@@ -203,6 +218,8 @@ def history_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
             or row["provider_id"]
             or (f"superseded by {row['superseded_by']}" if row["superseded_by"] else "")
         )
+        if row["delivery_detail"]:
+            note = f"{note}: {row['delivery_detail']}" if note else row["delivery_detail"]
         table.append(
             (
                 row["day"].isoformat(),
@@ -212,6 +229,7 @@ def history_rows(rows: Iterable[RowMapping]) -> list[tuple[str, ...]]:
                 action,
                 row["state"],
                 str(row["attempts"]),
+                f"{row['delivery']} {row['delivery_code']}".strip(),
                 note,
             )
         )
@@ -299,3 +317,21 @@ def month_bounds(month: str, timezone: str) -> tuple[str, str]:
         datetime.combine(d, time(), zone).astimezone(UTC).isoformat() for d in (first, after)
     )
     return start, end
+
+
+def bounce_lines(folder: Path, tally: Tally) -> list[str]:
+    """`renewd bounces`: what the files were, and the delivery states they recorded."""
+    outcomes = ", ".join(
+        f"{tally.outcomes[key]} {key}"
+        for key in ("recorded", "unchanged", "unknown", "malformed")
+        if tally.outcomes[key]
+    )
+    files = sum(tally.outcomes.values())
+    lines = [
+        f"{folder}: {files} file{'' if files == 1 else 's'}" + (f": {outcomes}" if files else "")
+    ]
+    lines += [
+        f"  {channel} {status}: {count}"
+        for (channel, status), count in sorted(tally.deliveries.items())
+    ]
+    return lines

@@ -11,7 +11,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from renewd.config.model import Config, GuardSettings, MessageSettings, ServeSettings
+from renewd.config.model import (
+    Config,
+    GuardSettings,
+    MessageSettings,
+    ReceiptSettings,
+    ServeSettings,
+)
 from renewd.config.yamlsrc import LocatedMap, Reader, load_yaml
 from renewd.core.errors import Problem, ProblemsError, UnusableFile, suggest
 
@@ -198,7 +204,7 @@ def _serve_value(r: Reader, name: str, item: Any, where: int) -> Any:
     return None
 
 
-def _listen(r: Reader, item: Any, where: int) -> str | None:
+def _listen(r: Reader, item: Any, where: int, key: str = "serve.listen") -> str | None:
     """host:port, [v6]:port, or empty (no listener); a port 1-65535."""
     if item == "" or item is None:
         return ""
@@ -206,12 +212,49 @@ def _listen(r: Reader, item: Any, where: int) -> str | None:
     if found is None or not 1 <= int(found["port"]) <= 65535:
         r.problem(
             where,
-            "serve.listen must be host:port with a port from 1 to 65535, such as "
+            f"{key} must be host:port with a port from 1 to 65535, such as "
             '"127.0.0.1:9464" (this machine only), "0.0.0.0:9464" or "[::1]:9464"; '
             '"" turns the listener off',
         )
         return None
     return str(item)
+
+
+RECEIPT_NUMBERS = {
+    "max_body_bytes": (256, 1 << 20),
+    "rate": (0.1, 10_000),
+    "poll_seconds": (1, 86_400),
+}
+
+
+def _receipts(r: Reader, value: Any, line: int, key: str) -> Any:
+    node = r.mapping(value, line, "receipts")
+    if node is None:
+        return None
+    r.known_keys(node, ("listen", "callback_url", "bounces", *RECEIPT_NUMBERS), "receipts")
+    values: dict[str, Any] = {}
+    if "listen" in node:
+        values["listen"] = _listen(r, node["listen"], node.lines["listen"], "receipts.listen")
+    url = node.get("callback_url")
+    if url is not None:
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            r.problem(node.lines["callback_url"], "receipts.callback_url must be an http(s) URL")
+        values["callback_url"] = str(url)
+    if "bounces" in node:
+        values["bounces"] = _text(r, node["bounces"], node.lines["bounces"], "receipts.bounces")
+    for name, (low, high) in RECEIPT_NUMBERS.items():
+        if name not in node:
+            continue
+        number = node[name]
+        whole = name == "max_body_bytes"
+        fits = isinstance(number, int if whole else int | float) and not isinstance(number, bool)
+        if not fits or not math.isfinite(number) or not low <= number <= high:
+            kind = "a whole number" if whole else "a number"
+            r.problem(node.lines[name], f"receipts.{name} must be {kind} from {low:g} to {high:g}")
+        values[name] = number
+    if None in values.values():
+        return None
+    return values
 
 
 Parser = Callable[[Reader, Any, int, str], Any]
@@ -231,6 +274,7 @@ KEYS: dict[str, Parser] = {
     "guards": _guards,
     "messages": _messages,
     "serve": _serve,
+    "receipts": _receipts,
 }
 
 
@@ -256,6 +300,10 @@ def load_config(path: Path) -> Config:
         if values.get(key):
             values[key] = _existing(r, path.parent / values[key], node.lines[key], key)
     r.raise_if_any()
+    if "receipts" in values:
+        bounces = values["receipts"].pop("bounces", None)
+        folder = path.parent / bounces if bounces else None
+        values["receipts"] = ReceiptSettings(bounces=folder, **values["receipts"])
     return Config(path=path, lines=_lines(node), **values)
 
 

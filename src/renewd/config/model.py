@@ -48,6 +48,20 @@ class ServeSettings:
 
 
 @dataclass(frozen=True)
+class ReceiptSettings:
+    """Where receipts come in: Twilio's status callbacks on a listener of their own (`serve`
+    only), and bounces in a Maildir the MTA delivers them to (`serve` polls it; `renewd bounces`
+    reads it once)."""
+
+    listen: str = ""  # "" : no callback listener
+    callback_url: str = ""  # the URL Twilio posts to; "": senders.sms.status_callback
+    max_body_bytes: int = 16_384
+    rate: float = 50.0  # requests per second on the callback listener, bursts of twice that
+    bounces: Path | None = None
+    poll_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole config: `rules` and `templates` resolved, other paths relative to `base`."""
 
@@ -69,6 +83,7 @@ class Config:
     guards: GuardSettings = field(default_factory=GuardSettings)
     messages: MessageSettings = field(default_factory=MessageSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    receipts: ReceiptSettings = field(default_factory=ReceiptSettings)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     """Where each setting is in the file (`ledger`, `senders.email`, `serve.listen`), for
     problems found after loading it."""
@@ -80,3 +95,9 @@ class Config:
     def snapshot_for(self, day: date) -> Path:
         """The snapshot path for a day: `{date}` in the configured path becomes YYYY-MM-DD."""
         return self.base / self.snapshot.replace("{date}", day.isoformat())
+
+    @property
+    def callback_url(self) -> str:
+        """The URL Twilio signs its status callbacks with: the one it was told to post to."""
+        sms = self.senders.get("sms", {})
+        return self.receipts.callback_url or str(sms.get("status_callback", ""))

@@ -20,12 +20,15 @@ class CycleState:
     `anchor_day`: the day of the month renewd's own renewal into this cycle was anchored on.
     `began`: the day this cycle began, when later than the end of the one before it: renewd
     renewed it after that end, or saw a renewal made elsewhere only then.
+    `undelivered`: the channels whose last message of this cycle did not arrive (it failed when
+    sent, or a receipt said so: a bounce, Twilio's `undelivered`).
     """
 
     renewed: bool = False
     reminded: bool = False
     anchor_day: int | None = None
     began: date | None = None
+    undelivered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from renewd.service import health, systemd
 from renewd.service.health import State
 from renewd.service.observe import Metrics, Observer
 from renewd.service.progress import Reporter
+from renewd.service.receipts import ReceiptService
 from renewd.service.schedule import next_run, run_time
 from renewd.state.ledger import Ledger
 from renewd.state.lock import LockWatch, RunLock
@@ -83,6 +84,7 @@ class Daemon:
         self.sources = self._sources()
         self.reporter = Reporter(self.config.serve.progress_seconds, self.stopping)
         self.counted: Counter[str] = Counter()  # of the run's outcomes, those in the metrics
+        self.receipts: ReceiptService | None = None
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -99,6 +101,11 @@ class Daemon:
 
     def _serve(self, ledger: Ledger) -> int:
         observer = self._observer()
+        receipts = ReceiptService(
+            self.config, ledger, self.metrics.registry, self.stopping, lambda: self.policy
+        )
+        self.receipts = receipts
+        receipts.start()
         self._signals()
         self.reporter.start()
         watchdog = systemd.watchdog_interval()
@@ -121,6 +128,7 @@ class Daemon:
                 self.wake.clear()
         finally:
             systemd.notify("STOPPING=1")
+            receipts.stop()
             if observer is not None:
                 observer.stop()
         log.info("renewd stopped; open work stays in the outbox for the next start")
@@ -272,7 +280,8 @@ class Daemon:
         self.reload_requested = False
         self.sources = self._sources()
         try:
-            problems = check(self.config_path, serving=self.listening)
+            receiving = self.receipts.listening if self.receipts else ""
+            problems = check(self.config_path, serving=self.listening, receiving=receiving)
         except UnusableFile as exc:  # the config is gone or unreadable: keep running as is
             problems = exc.problems
         if problems:
@@ -284,6 +293,8 @@ class Daemon:
             log.error("keeping policy %s", self.policy.digest)
             return
         self.config, self.policy = load(self.config_path)
+        if self.receipts is not None:
+            self.receipts.reload(self.config)
         self.zone = ZoneInfo(self.policy.timezone)
         self.state.reload_errors = []
         self.metrics.reload_ok.set(1)

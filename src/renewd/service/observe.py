@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import os
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from http import HTTPStatus
 from typing import Any
 
 from prometheus_client import (
@@ -25,16 +20,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from renewd.config.load import LISTEN_HINT, split_listen
-from renewd.core.errors import RenewdError
 from renewd.service.health import CAUSES, STATUSES
-
-log = logging.getLogger("renewd")
-
-BACKLOG = 256  # connections the kernel queues while the loop is busy
-MAX_CLIENTS = 512  # open at once; idle ones time out, so new ones get in again
-MAX_REQUEST = 16_384  # bytes of request line and headers
-REQUEST_TIMEOUT = 10.0  # seconds for a request to arrive whole, and for its answer to be taken
+from renewd.service.listener import REQUEST_TIMEOUT, Answer, Body, Listener, Request
 
 
 class Metrics:
@@ -126,19 +113,11 @@ class _Verdict(Collector):
         yield problem
 
 
-class ListenError(RenewdError):
-    """serve.listen cannot be listened on."""
+class Observer(Listener):
+    """/metrics and /healthz (judged by `health()`), on the listener machinery of `listener.py`:
+    local, for monitoring; nothing from outside (Twilio's callbacks have their own listener)."""
 
-
-class Observer:
-    """/metrics and /healthz (judged by `health()`), served by one thread running an event loop.
-
-    http.server's thread per connection let 300 idle clients hold 300 threads and a backlog of
-    5 drop half of 200 concurrent ones. Here a client costs a socket, not a thread; its request
-    must arrive whole within `request_timeout` and its answer be taken within as long; at most
-    MAX_CLIENTS are open at once (more are closed at once, until the idle ones time out); a
-    client that goes away is a debug line.
-    """
+    name = "metrics"
 
     def __init__(
         self,
@@ -147,87 +126,17 @@ class Observer:
         health: Callable[[], tuple[bool, dict[str, Any]]],
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
-        host, port = split_listen(address)
+        super().__init__(address, "serve.listen", request_timeout)
         self.metrics = metrics
         self.health = health
-        self.request_timeout = request_timeout
-        self.open = 0
-        self.loop = asyncio.new_event_loop()
-        try:
-            self.server = self.loop.run_until_complete(
-                asyncio.start_server(
-                    self._client, host, port, backlog=BACKLOG, limit=MAX_REQUEST, reuse_address=True
-                )
-            )
-        except OSError as exc:
-            self.loop.close()
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(
-                f"serve.listen {address}: cannot listen there: {reason} {LISTEN_HINT}"
-            ) from None
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="renewd-observe", daemon=True
-        )
 
-    @property
-    def address(self) -> str:
-        host, port = self.server.sockets[0].getsockname()[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        async def close() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-
-        if self.thread.is_alive():
-            asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=10)
-        else:
-            self.loop.run_until_complete(close())
-        self.loop.close()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.open += 1
-        try:
-            if self.open <= MAX_CLIENTS:
-                await self._serve(reader, writer)
-            else:
-                log.debug("metrics: %d clients already open; closing a new one", MAX_CLIENTS)
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            log.debug("metrics: client went away: %s", type(exc).__name__)
-        except asyncio.LimitOverrunError:
-            log.debug("metrics: request head over %d bytes", MAX_REQUEST)
-        finally:
-            self.open -= 1
-            writer.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.request_timeout)
-        method, _, rest = head.partition(b"\r\n")[0].decode("latin-1").partition(" ")
-        target = rest.partition(" ")[0].partition("?")[0]
-        status, content_type, body = self._answer(method, target)
-        lines = [
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-            "Connection: close",
-        ]
-        writer.write("\r\n".join(lines).encode() + b"\r\n\r\n")
-        if method != "HEAD":
-            writer.write(body)
-        await asyncio.wait_for(writer.drain(), self.request_timeout)
-
-    def _answer(self, method: str, target: str) -> tuple[int, str, bytes]:
-        if method not in ("GET", "HEAD"):
-            return 405, "text/plain", b"only GET\n"
-        if target == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
-        if target == "/healthz":
+    async def respond(self, request: Request, body: Body) -> Answer:
+        if request.method not in ("GET", "HEAD"):
+            return Answer(405, b"only GET\n")
+        if request.path == "/metrics":
+            return Answer(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
+        if request.path == "/healthz":
             healthy, detail = self.health()
-            body = json.dumps({"healthy": healthy, **detail}, default=str).encode()
-            return (200 if healthy else 503), "application/json", body
-        return 404, "text/plain", b"not found\n"
+            text = json.dumps({"healthy": healthy, **detail}, default=str).encode()
+            return Answer(200 if healthy else 503, text, "application/json")
+        return Answer(404, b"not found\n")

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from renewd.core.cycles import CycleState
+from renewd.core.delivery import did_not_arrive
 from renewd.core.model import StepKey
 from renewd.state.db import OPEN_ACTION, Database, chunks, stamp
 from renewd.state.schema import LIVE_ORDER, actions, cycle_starts, orders, sightings
@@ -25,6 +26,8 @@ class LedgerHistory:
     `known`: per mailbox, the cycles renewd decided steps in; `starts`: the day each cycle
     renewed elsewhere was first seen. A cycle renewd did not renew into, of a mailbox it knew at
     an earlier cycle, was renewed elsewhere: it began `today` unless it was seen before.
+    `last_message`: per mailbox, cycle and channel, the last message that left or failed for
+    good (its outbox id) and whether it did not arrive.
     """
 
     today: date
@@ -40,6 +43,7 @@ class LedgerHistory:
     known: defaultdict[str, set[date]] = field(default_factory=lambda: defaultdict(set))
     starts: dict[tuple[str, date], date] = field(default_factory=dict)
     new_starts: dict[tuple[str, date], date] = field(default_factory=dict)
+    last_message: dict[tuple[str, date, str], tuple[int, bool]] = field(default_factory=dict)
 
     def done(self, key: StepKey) -> bool:
         return key in self.decided and key not in self.held
@@ -52,7 +56,12 @@ class LedgerHistory:
         known = self.known[mailbox_id]
         if began is None and cycle not in known and any(seen < cycle for seen in known):
             began = self.new_starts.setdefault(key, self.today)
-        return CycleState(renewed, key in self.reminded, anchor_day, began)
+        undelivered = frozenset(
+            channel
+            for channel in ("email", "sms")
+            if self.last_message.get((mailbox_id, cycle, channel), (0, False))[1]
+        )
+        return CycleState(renewed, key in self.reminded, anchor_day, began, undelivered)
 
     def began_now(self) -> Mapping[tuple[str, date], date]:
         return self.new_starts
@@ -139,6 +148,7 @@ class Histories(Database):
     @staticmethod
     def _load_actions(conn: Any, chunk: list[str], history: LedgerHistory) -> None:
         query = select(
+            actions.c.id,
             actions.c.mailbox_id,
             actions.c.rule,
             actions.c.cycle,
@@ -146,6 +156,8 @@ class Histories(Database):
             actions.c.state,
             actions.c.kind,
             actions.c.anchor,
+            actions.c.channel,
+            actions.c.delivery,
         ).where(actions.c.mailbox_id.in_(chunk))
         for row in conn.execute(query):
             key = StepKey(row.mailbox_id, row.rule, row.cycle, row.step)
@@ -154,9 +166,16 @@ class Histories(Database):
                 history.known[row.mailbox_id].add(row.cycle)
             if row.state == "held":
                 history.held.add(key)
-            if (
-                row.kind == "notify"
-                and row.anchor == "expiry"
-                and row.state in (*OPEN_ACTION, "done", "waiting")
-            ):
-                history.reminded.add((row.mailbox_id, row.cycle))
+            if row.kind == "notify" and row.anchor == "expiry":
+                if row.state in (*OPEN_ACTION, "done", "waiting"):
+                    history.reminded.add((row.mailbox_id, row.cycle))
+                if row.state in ("done", "failed"):
+                    _last_message(history, row)
+
+
+def _last_message(history: LedgerHistory, row: Any) -> None:
+    """Keep the latest message per mailbox, cycle and channel (outbox ids grow as steps are
+    decided), and whether it did not arrive: the `email_bounced`, `sms_undelivered` facts."""
+    key = (row.mailbox_id, row.cycle, row.channel)
+    if row.id > history.last_message.get(key, (0, False))[0]:
+        history.last_message[key] = (row.id, did_not_arrive(row.state, row.delivery))

@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import AddConstraint
 
-SCHEMA_VERSION = 4
+# Version 4: orders per charge attempt (the auto-renew retry); 5: delivery receipts.
+SCHEMA_VERSION = 5
 
 LIVE_ORDER = ("pending", "charged", "free")  # orders that renew: a free one has no charge
 
@@ -87,9 +88,25 @@ actions = Table(
     Column("depends_on", Integer, index=True),
     Column("not_before", String(32), nullable=False, default=""),
     Column("updated_at", String(32), nullable=False),
+    # Version 5: what the last receipt said about a message that left (core/delivery.py): its
+    # delivery state, the reporter's code (30003, 5.1.1) and diagnostic, and when it came
+    Column("delivery", String(24), nullable=False, default=""),
+    Column("delivery_code", String(16), nullable=False, default=""),
+    Column("delivery_detail", Text, nullable=False, default=""),
+    Column("delivery_at", String(32), nullable=False, default=""),
     UniqueConstraint(
         "mailbox_id", "rule", "cycle", "step", "kind", "channel", name="uq_action_step"
     ),
+)
+
+# Version 5: Twilio's status callbacks find their message by its MessageSid. Partial, on SMS
+# rows only: other rows' provider ids (a billing peer's reference) have no length limit.
+SMS_CHANNEL = actions.c.channel == "sms"
+sms_provider_ids = Index(
+    "ix_actions_sms_provider_id",
+    actions.c.provider_id,
+    sqlite_where=SMS_CHANNEL,
+    postgresql_where=SMS_CHANNEL,
 )
 
 # Consumption orders: the only invoiceable records. One per charge attempt (version 4: a retry
@@ -246,9 +263,25 @@ def _rebuild_orders(conn: Connection, columns: list[str]) -> None:
     conn.execute(text("DROP TABLE orders_old"))
 
 
+def _version_5(conn: Connection) -> None:
+    """Delivery receipts: the delivery columns on outbox rows, and the index by MessageSid
+    (what is there already, from a partial copy, is kept)."""
+    present = {column["name"] for column in inspect(conn).get_columns("actions")}
+    for name, kind in (
+        ("delivery", "VARCHAR(24)"),
+        ("delivery_code", "VARCHAR(16)"),
+        ("delivery_detail", "TEXT"),
+        ("delivery_at", "VARCHAR(32)"),
+    ):
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE actions ADD COLUMN {name} {kind} NOT NULL DEFAULT ''"))
+    sms_provider_ids.create(conn, checkfirst=True)
+
+
 # How to bring a ledger of version N-1 to version N, in place.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_alerts,
     3: _version_3,
     4: _version_4,
+    5: _version_5,
 }

@@ -4,7 +4,9 @@ A prebuilt `ssl.SSLContext` is shared by every connection (building one per conn
 tens of milliseconds and caps bulk throughput). 4xx replies, dropped connections and timeouts
 are retried with backoff, then left in the outbox; 5xx replies fail the message for good;
 bad credentials or TLS stop the channel for the run. Messages go out as the bytes `flat.py`
-writes (what flattening the MIME objects would give, for a fraction of the CPU).
+writes (what flattening the MIME objects would give, for a fraction of the CPU). With
+`return_path`, each message's envelope sender (MAIL FROM) is its own (VERP), so that a bounce
+names its message; the message itself carries no Return-Path (the delivering MTA adds one).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from aiosmtplib import (
 )
 
 from renewd.config.plugins import Secret, SettingsError, known_settings, number, secret
+from renewd.delivery.receipts import ReturnPath
 from renewd.delivery.senders.base import Outbound, Result, Status, email_message, setting
 from renewd.delivery.senders.flat import Flat, Flattener
 
@@ -51,6 +54,7 @@ SETTINGS = (
     "attempts",
     "backoff",
     "max_retry_seconds",
+    "return_path",
 )
 PORTS = {"starttls": 587, "tls": 465, "none": 25}
 PASSWORDS = {"password", "password_env", "password_file"}
@@ -93,6 +97,8 @@ class SmtpSender:
         self.max_retry_seconds = number(settings, "max_retry_seconds", what, 60)
         self.local_hostname = str(settings.get("local_hostname") or socket.getfqdn())
         self.tls = _tls(settings.get("ca_file"), base, what) if self.security != "none" else None
+        verp = settings.get("return_path")
+        self.return_path = ReturnPath.parse(verp, what) if verp is not None else None
         self._idle: list[SMTP] = []
         self._flattener = Flattener(self.sender, self.reply_to)
 
@@ -116,25 +122,27 @@ class SmtpSender:
             )
         except (ValueError, MessageError) as exc:  # a header that cannot be written as it is
             return Result(Status.FAILED, error=f"cannot write the message: {exc}")
+        envelope = self.return_path.address(message.key) if self.return_path else None
         deadline = time.monotonic() + self.max_retry_seconds
-        result = await self._once(email)
+        result = await self._once(email, envelope)
         for attempt in range(1, self.attempts):
             delay = self.backoff * 2 ** (attempt - 1)
             if result.status is not Status.RETRY or time.monotonic() + delay > deadline:
                 break
             await asyncio.sleep(delay)
-            result = await self._once(email)
+            result = await self._once(email, envelope)
         return result
 
-    async def _once(self, email: Flat | Message) -> Result:
+    async def _once(self, email: Flat | Message, envelope: str | None) -> Result:
+        """One attempt; `envelope` is the message's own return path (None: the From address)."""
         client = self._idle.pop() if self._idle else self._client()
         try:
             if not client.is_connected:
                 await client.connect()
             if isinstance(email, Flat):
-                refused, _ = await _send_flat(client, email)
+                refused, _ = await _send_flat(client, email, envelope or email.sender)
             else:
-                refused, _ = await client.send_message(email)
+                refused, _ = await client.send_message(email, sender=envelope)
         except (MessageError, SMTPException, OSError) as exc:
             return self._failed(client, exc)
         self._keep(client)
@@ -180,7 +188,7 @@ class SmtpSender:
                 client.close()
 
 
-async def _send_flat(client: SMTP, email: Flat) -> tuple[dict[str, Any], str]:
+async def _send_flat(client: SMTP, email: Flat, sender: str) -> tuple[dict[str, Any], str]:
     """What `send_message` does for a message object, for one already flat and ASCII-addressed:
     the EHLO it would make sure of and the MAIL option it would add.
     """
@@ -192,7 +200,7 @@ async def _send_flat(client: SMTP, email: Flat) -> tuple[dict[str, Any], str]:
                 raise
             await client.helo()
     options = ["BODY=8BITMIME"] if client.supports_extension("8BITMIME") else []
-    return await client.sendmail(email.sender, [email.recipient], email.data, mail_options=options)
+    return await client.sendmail(sender, [email.recipient], email.data, mail_options=options)
 
 
 def _by_code(code: int, text: str) -> Result:
