@@ -27,7 +27,7 @@ from support import ROOT, Project, csv_row
 
 EXPIRES = date(2026, 12, 4)
 KEY = "renewd:charge:mb-1:2026-12-04"
-RENEWED = "Mailbox mb-1 renewed after all, through 3 December 2027"
+RENEWED = "Mailbox mb-1 renewed after all, through December 3, 2027"
 FAILED = "Action needed: auto-renewal failed for mb-1"
 
 
@@ -131,10 +131,10 @@ def test_topped_up_after_expiry_it_is_renewed_on_the_first_retry_day_and_never_d
         RENEWED,
     ]
     failed, _, _, renewed = bodies(project)
-    assert "We will try the renewal again on 3 December 2026: if your balance covers" in failed
-    assert "expired on 4 December 2026 because its automatic renewal" in renewed
-    assert "Amount deducted:    ¥120.00" in renewed
-    assert "Remaining balance:  ¥380.00" in renewed
+    assert "We will try the renewal again on December 3, 2026: if your balance covers" in failed
+    assert "expired on December 4, 2026 because its automatic renewal" in renewed
+    assert "Amount deducted:    CN¥120.00" in renewed
+    assert "Remaining balance:  CN¥380.00" in renewed
     assert not deleted(project)
 
 
