@@ -13,7 +13,7 @@ demo: $(VENV)/.installed
 	$(BIN)/renewd runs --config config.example.yaml
 
 test: lint .peers/node_modules/.bin/prism
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses=4
 
 # Prism serves Twilio's published API description for the SMS contract tests.
 .peers/node_modules/.bin/prism:
