@@ -42,12 +42,10 @@ def days(n: int) -> date:
     return DAY + timedelta(days=n)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
+@pytest.fixture
+def project(tmp_path: Path, ledger: str) -> Project:
     """Every run test on both ledgers: SQLite, the default, and PostgreSQL, for large operators."""
-    if request.param == "sqlite":
-        return Project(tmp_path)
-    return Project(tmp_path, ledger=request.getfixturevalue("postgres").database())
+    return Project(tmp_path, ledger=ledger)
 
 
 def http_project(tmp_path: Path, peer: BackendPeer, timeout: float = 5.0) -> Project:

@@ -23,11 +23,9 @@ def days(n: int) -> date:
     return DAY + timedelta(days=n)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
-    if request.param == "sqlite":
-        return Project(tmp_path)
-    return Project(tmp_path, ledger=request.getfixturevalue("postgres").database())
+@pytest.fixture
+def project(tmp_path: Path, ledger: str) -> Project:
+    return Project(tmp_path, ledger=ledger)
 
 
 def bodies(project: Project, mailbox_id: str) -> list[str]:
