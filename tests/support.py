@@ -51,6 +51,17 @@ BASE = Mailbox(
 )
 
 
+def exchange(address: str, data: bytes) -> bytes:
+    """Send raw bytes to a `host:port` listener and read its whole answer (for malformed requests)."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as client:
+        client.sendall(data)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
 def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
     """Poll an observable condition until it holds; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ from renewd.config.plugins import Secret
 from renewd.core.delivery import Receipt
 from renewd.service.callbacks import Callbacks
 
-from support import Project, Served, csv_row, free_port, get, until
+from support import Project, Served, csv_row, exchange, free_port, get, until
 
 DAY = date(2026, 12, 1)
 URL = "https://renewd.example.com/twilio/status"  # what Twilio is told, behind a proxy
@@ -176,16 +176,6 @@ def fields(status: str = "delivered") -> dict[str, str]:
     return {"AccountSid": ACCOUNT, "MessageSid": SID, "MessageStatus": status}
 
 
-def raw(callbacks: Callbacks, data: bytes) -> bytes:
-    host, port = callbacks.address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=60) as client:
-        client.sendall(data)
-        answer = b""
-        while chunk := client.recv(65536):
-            answer += chunk
-    return answer
-
-
 def test_fifty_signed_callbacks_at_once_are_all_recorded(
     callbacks: Callbacks, recorder: Recorder
 ) -> None:
@@ -231,7 +221,7 @@ def request(body: bytes, head: str = "") -> bytes:
 def test_requests_that_are_no_signed_callback_are_refused_and_nothing_recorded(
     callbacks: Callbacks, recorder: Recorder, data: bytes, status: int
 ) -> None:
-    assert raw(callbacks, data).startswith(f"HTTP/1.1 {status} ".encode())
+    assert exchange(callbacks.address, data).startswith(f"HTTP/1.1 {status} ".encode())
     assert recorder.receipts == []
 
 

@@ -18,7 +18,7 @@ import pytest
 from renewd.core.errors import RenewdError
 from renewd.service.observe import Metrics, Observer
 
-from support import until
+from support import exchange, until
 
 
 def healthy() -> tuple[bool, dict[str, Any]]:
@@ -105,12 +105,7 @@ def test_a_client_that_goes_away_is_a_debug_line(
     ],
 )
 def test_odd_requests_get_an_answer(observer: Observer, request_head: bytes, status: int) -> None:
-    host, port = observer.address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=60) as client:
-        client.sendall(request_head)
-        answer = b""
-        while chunk := client.recv(65536):
-            answer += chunk
+    answer = exchange(observer.address, request_head)
     assert answer.startswith(f"HTTP/1.1 {status} ".encode())
 
 
