@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 from enum import StrEnum
 from operator import attrgetter
@@ -15,8 +15,15 @@ T = TypeVar("T")
 
 
 def pickled_by_fields(cls: type[T]) -> type[T]:
-    """Pickle as the constructor's arguments: a big day's plan is read back from disk, and a
-    frozen dataclass's default unpickling (field by field through setattr) is twice as slow."""
+    """Built faster, and pickled as the constructor's arguments.
+
+    Millions of these are made on a big day (every candidate row, every decision), and a big
+    day's plan is written to disk and read back. A frozen dataclass's own `__init__` sets each
+    field through `object.__setattr__`, looked up by name, and its default unpickling goes
+    field by field through setattr: this `__init__` sets the slots through their descriptors
+    (the same fields and defaults, about twice as fast), and unpickling calls it.
+    """
+    _quick_init(cls)
     values = attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
 
     def reduce(self: T) -> tuple[type[T], tuple[Any, ...]]:
@@ -24,6 +31,28 @@ def pickled_by_fields(cls: type[T]) -> type[T]:
 
     setattr(cls, "__reduce__", reduce)  # noqa: B010 - a method added to a built class
     return cls
+
+
+def _quick_init(cls: type[Any]) -> None:
+    """Replace a frozen, slotted dataclass's `__init__` with one that sets each slot through its
+    member descriptor (no default factories, no `__post_init__`: checked here)."""
+    if hasattr(cls, "__post_init__") or any(f.default_factory is not MISSING for f in fields(cls)):
+        raise TypeError(f"{cls.__name__}: a quick __init__ cannot run __post_init__ or factories")
+    scope: dict[str, Any] = {}
+    params, body = [], []
+    for n, f in enumerate(fields(cls)):
+        scope[f"_set{n}"] = cls.__dict__[f.name].__set__
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            scope[f"_default{n}"] = f.default
+            params.append(f"{f.name}=_default{n}")
+        body.append(f"    _set{n}(self, {f.name})\n")
+    source = f"def __init__(self, {', '.join(params)}):\n{''.join(body)}"
+    exec(source, scope)  # noqa: S102 - the source is built from the class's own field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init
 
 
 class Kind(StrEnum):
