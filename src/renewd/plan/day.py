@@ -22,6 +22,7 @@ from renewd.core.history import History, MemoryHistory, Past
 from renewd.core.meter import Meter
 from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
+from renewd.plan.fork import alternate
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot, Wanted, taken_at
 from renewd.snapshot.spill import Place, Spill
@@ -58,10 +59,9 @@ class DayResult:
     taken_at: datetime
     watched: dict[str, Mailbox] = field(default_factory=dict)
     actions: Counter[tuple[str, Kind]] = field(default_factory=Counter)  # by rule and kind
-    spill: Spill | None = None  # where the parts go on a day too big to hold (else: memory)
     keep_parts: bool = True  # False: on disk, only the decisions are kept, not `parts()`
-    _kept: list[Part] = field(default_factory=list)
-    _stored: list[tuple[Place | None, list[Place]]] = field(default_factory=list)
+    _kept: list[Part] = field(default_factory=list)  # a small day's parts
+    _stored: list[tuple[Spill, Stored]] = field(default_factory=list)  # a big day's
 
     @property
     def deletions(self) -> int:
@@ -69,32 +69,27 @@ class DayResult:
         return sum(count for (_, kind), count in self.actions.items() if kind is Kind.DELETE)
 
     def add(self, part: Part) -> None:
-        self.actions.update((d.rule, d.kind) for d in part.decisions if not d.superseded_by)
-        if self.spill is None:
-            self._kept.append(part)
-            return
-        ordered = _ordered(part)
-        chunks = [
-            self.spill.put(ordered[start : start + CHUNK])
-            for start in range(0, len(ordered), CHUNK)
-        ]
-        head = self.spill.put((part.mailboxes, part.history)) if self.keep_parts else None
-        self._stored.append((head, chunks))
+        self.actions.update(_actions(part))
+        self._kept.append(part)
+
+    def adopt(self, spill: Spill, stored: Stored) -> None:
+        """A part that `store` wrote to `spill`."""
+        self.actions.update(stored.actions)
+        self._stored.append((spill, stored))
 
     def parts(self) -> Iterator[Part]:
         yield from self._kept
-        spill = self.spill
-        for head, chunks in self._stored:
-            assert spill is not None and head is not None  # noqa: S101 - see keep_parts
-            mailboxes, history = spill.get(head)
-            decisions = [ordered[3] for chunk in chunks for ordered in spill.get(chunk)]
+        for spill, stored in self._stored:
+            assert stored.head is not None  # noqa: S101 - see keep_parts
+            mailboxes, history = spill.get(stored.head)
+            decisions = [ordered[3] for ordered in _read(spill, stored.chunks)]
             yield Part(mailboxes, history, decisions)
 
     def close(self) -> None:
         """Let go of the parts on disk; `plan` and `parts` are empty afterwards."""
-        if self.spill is not None:
-            self.spill.close()
-        self._kept, self._stored, self.spill = [], [], None
+        for spill in {id(spill): spill for spill, _ in self._stored}.values():
+            spill.close()
+        self._kept, self._stored = [], []
 
     @property
     def plan(self) -> DayPlan:
@@ -102,10 +97,28 @@ class DayResult:
 
     def _streams(self) -> list[Iterator[Ordered]]:
         streams = [iter(_ordered(part)) for part in self._kept]
-        spill = self.spill
-        if spill is not None:
-            streams += [_read(spill, chunks) for _, chunks in self._stored]
-        return streams
+        return streams + [_read(spill, stored.chunks) for spill, stored in self._stored]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A part written to a spill: what it does, its mailboxes and history (if kept), and its
+    decisions in the plan's order, CHUNK at a time."""
+
+    actions: Counter[tuple[str, Kind]]
+    head: Place | None
+    chunks: list[Place]
+
+
+def store(part: Part, spill: Spill, keep_parts: bool) -> Stored:
+    ordered = _ordered(part)
+    chunks = [spill.put(ordered[start : start + CHUNK]) for start in range(0, len(ordered), CHUNK)]
+    head = spill.put((part.mailboxes, part.history)) if keep_parts else None
+    return Stored(_actions(part), head, chunks)
+
+
+def _actions(part: Part) -> Counter[tuple[str, Kind]]:
+    return Counter((d.rule, d.kind) for d in part.decisions if not d.superseded_by)
 
 
 class _Merged:
@@ -214,23 +227,47 @@ def plan_day(
             candidates.add(mailbox)
             near += 1
     meter.begin("planning", "mailboxes", near)
-    spill = Spill() if candidates.spill else None
-    result = DayResult(
-        day, evaluator, snapshot, window, moment, current, spill=spill, keep_parts=keep_parts
-    )
-    visible = {m.mailbox_id: m.expires_on for m in current.values()}
-    for group in candidates.groups(snapshot.duplicates):
+    result = DayResult(day, evaluator, snapshot, window, moment, current, keep_parts=keep_parts)
+    try:
+        _plan(result, candidates, ledger, meter)
+    finally:
+        if candidates.spill is not None:
+            candidates.spill.close()
+    return result
+
+
+def _plan(result: DayResult, candidates: Candidates, ledger: Past | None, meter: Meter) -> None:
+    """Plan the candidates a group of whole accounts at a time. A big day's groups go to disk,
+    shared with a forked process when no group reads the ledger (its connection must not be
+    used from two processes): a dry-run before the first run."""
+    snapshot = result.snapshot
+    visible = {m.mailbox_id: m.expires_on for m in result.watched.values()}
+
+    def groups() -> Iterator[list[Mailbox]]:
+        for group in candidates.groups(snapshot.duplicates):
+            yield group
+            meter.advance(len(group))
+
+    def planned(group: list[Mailbox]) -> Part:
         mailboxes = {m.mailbox_id: m for m in group}
         history: History = MemoryHistory()
         if ledger is not None:
             accounts = {m.account_id for m in group}
-            history = ledger.history(mailboxes.keys(), accounts, moment, visible, day)
-        plan = evaluator.plan(group, window, history, snapshot.conflicting_accounts)
-        result.add(Part(mailboxes, history, list(plan.decisions)))
-        meter.advance(len(group))
-    if candidates.spill is not None:
-        candidates.spill.close()
-    return result
+            history = ledger.history(
+                mailboxes.keys(), accounts, result.taken_at, visible, result.day
+            )
+        plan = result.evaluator.plan(group, result.window, history, snapshot.conflicting_accounts)
+        return Part(mailboxes, history, list(plan.decisions))
+
+    def work(group: list[Mailbox], spill: Spill) -> Stored:
+        return store(planned(group), spill, result.keep_parts)
+
+    if candidates.spill is None:
+        for group in groups():
+            result.add(planned(group))
+        return
+    for spill, stored in alternate(groups, work, worth_it=ledger is None):
+        result.adopt(spill, stored)
 
 
 def _ordered(part: Part) -> list[Ordered]:
