@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -115,7 +116,11 @@ def opened(url: str, width: int = 1100, height: int = 900) -> Iterator[Page]:
         pytest.skip(message)
     with tempfile.TemporaryDirectory(prefix="renewd-chromium-") as profile:
         command = [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
-        browser = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # its own process group: the renderer and helper processes it starts must end with it,
+        # or one still writing to the profile makes removing that directory fail
+        browser = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             active = Path(profile) / "DevToolsActivePort"
             until(lambda: len(_lines(active)) == 2, "Chromium's DevTools port", timeout=60)
@@ -125,7 +130,7 @@ def opened(url: str, width: int = 1100, height: int = 900) -> Iterator[Page]:
                 page.load(url)
                 yield page
         finally:
-            browser.kill()
+            os.killpg(browser.pid, signal.SIGKILL)
             browser.wait(timeout=30)
 
 
