@@ -14,8 +14,8 @@ from sqlalchemy import select
 from renewd.act import executor
 from renewd.act.run import run_day
 from renewd.cli.options import load
-from renewd.cli.report import write_jsonl
-from renewd.core.model import Kind
+from renewd.cli.report import decision_record, json_line, write_jsonl
+from renewd.core.model import Decision, Kind
 from renewd.plan import day as day_module
 from renewd.plan import fork
 from renewd.plan import simulate as simulate_module
@@ -79,6 +79,10 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plans, "BATCH", 3)  # and its writes
 
 
+def action_line(decision: Decision) -> str | None:
+    return None if decision.superseded_by else json_line(decision_record(decision))
+
+
 def shared_by(monkeypatch: pytest.MonkeyPatch, module: Any, cpus: int) -> set[int]:
     """Run `module`'s groups on `cpus` CPUs; the set fills with the spills the results were in
     (two: the forked process did its share)."""
@@ -105,6 +109,7 @@ def test_a_day_planned_in_parts_is_the_same_plan(
     path = project.snapshot(*busy_day(seed))
     config, policy = load(project.config)
     whole = plan_day(config, policy, path, DAY, keep_parts=True)
+    in_memory = "".join(plan_day(config, policy, path, DAY, encode=action_line).encoded())
     small_parts(monkeypatch)
     spills = shared_by(monkeypatch, day_module, cpus)
     parted = plan_day(config, policy, path, DAY, keep_parts=True)
@@ -121,6 +126,10 @@ def test_a_day_planned_in_parts_is_the_same_plan(
     assert out.read_text(encoding="utf-8").count("\n") == sum(
         1 for d in whole.plan.decisions if not d.superseded_by
     )
+    # dry-run's jsonl, written by the processes that plan the parts, is the same text
+    printed = plan_day(config, policy, path, DAY, encode=action_line)
+    assert "".join(printed.encoded()) == in_memory == out.read_text(encoding="utf-8")
+    printed.close()
     parted.close()
     assert list(parted.plan.decisions) == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from renewd.cli import notes
+from renewd.cli import notes, report
 from renewd.cli.options import (
     FORMAT,
     SNAPSHOT,
@@ -29,6 +30,7 @@ from renewd.cli.options import (
 from renewd.cli.progress import shown
 from renewd.core.errors import RenewdError
 from renewd.core.meter import Meter
+from renewd.core.model import Decision
 from renewd.plan.day import plan_day
 
 if TYPE_CHECKING:  # the simulator is imported only by the command that runs it
@@ -49,13 +51,20 @@ def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str)
     cfg, policy = load(config)
     when = day.date() if day else today(policy)
     meter = Meter()
+    # jsonl lines are made by the processes that plan the day; the table needs the decisions
+    encode = _action_line if fmt == "jsonl" else None
     with ledger_of(cfg) as ledger, shown(meter):
         result = plan_day(
-            cfg, policy, snapshot or cfg_snapshot(cfg, when), when, ledger, meter=meter
-        )
+            cfg, policy, snapshot or cfg_snapshot(cfg, when), when, ledger, meter=meter,
+            encode=encode,
+        )  # fmt: skip
         recorded = ledger.states_on(result.window.days) if ledger else Counter[str]()
     try:
-        emit([result.plan], result.snapshot, fmt)
+        if encode is None:
+            emit([result.plan], result.snapshot, fmt)
+        else:
+            sys.stdout.writelines(result.encoded())
+            emit_footer([], result.snapshot, fmt)
     finally:
         result.close()
     for line in notes.recorded(recorded, result.window.days):
@@ -183,3 +192,8 @@ def render(
         click.echo(note, err=True)
     for heading, text in sections:
         click.echo(f"----- {heading}\n{text}", nl=False)
+
+
+def _action_line(decision: Decision) -> str | None:
+    """What `--format jsonl` prints for a decision: superseded ones are a table's explanation."""
+    return None if decision.superseded_by else report.json_line(report.decision_record(decision))

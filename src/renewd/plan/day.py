@@ -12,10 +12,11 @@ import heapq
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from renewd.config.model import Config
 from renewd.core.history import History, MemoryHistory, Past
@@ -33,9 +34,12 @@ PART_SIZE = 1024
 BUCKETS = 256
 CHUNK = 32  # decisions read back at a time, per part, to print the plan in order
 
-# A decision with where it goes in the plan: expiry, mailbox, its place in the mailbox's part
-# (unique, so tuples compare without ever reaching the Decision).
-Ordered = tuple[date, str, int, Decision]
+# A decision (or what `Encode` made of it) with where it goes in the plan: expiry, mailbox, its
+# place in the mailbox's part (unique, so tuples compare without ever reaching the value).
+Ordered = tuple[date, str, int, Any]
+# What a printed plan makes of a decision (a jsonl line; None: left out), made by the processes
+# that plan a big day, each for its own groups, so that only the merge is left to this one.
+Encode = Callable[[Decision], str | None]
 
 
 @dataclass
@@ -60,6 +64,7 @@ class DayResult:
     watched: dict[str, Mailbox] = field(default_factory=dict)
     actions: Counter[tuple[str, Kind]] = field(default_factory=Counter)  # by rule and kind
     keep_parts: bool = True  # False: on disk, only the decisions are kept, not `parts()`
+    encode: Encode | None = None  # on disk, what it made of the decisions is kept instead
     _kept: list[Part] = field(default_factory=list)  # a small day's parts
     _stored: list[tuple[Spill, Stored]] = field(default_factory=list)  # a big day's
 
@@ -78,6 +83,7 @@ class DayResult:
         self._stored.append((spill, stored))
 
     def parts(self) -> Iterator[Part]:
+        assert self.encode is None  # noqa: S101 - parts keep decisions, not what encode made
         yield from self._kept
         for spill, stored in self._stored:
             assert stored.head is not None  # noqa: S101 - see keep_parts
@@ -93,7 +99,18 @@ class DayResult:
 
     @property
     def plan(self) -> DayPlan:
+        assert self.encode is None  # noqa: S101 - see `encoded`
         return DayPlan(self.day, _Merged(self))
+
+    def encoded(self) -> Iterator[str]:
+        """The plan as `encode` writes it, in order: a big day's was written by the processes
+        that planned it, a small day's is written now."""
+        encode = self.encode
+        assert encode is not None  # noqa: S101 - only a plan made with `encode`
+        kept = [iter(_ordered(part, encode)) for part in self._kept]
+        streams = [*kept, *(_read(spill, stored.chunks) for spill, stored in self._stored)]
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+        return (ordered[3] for ordered in merged)
 
     def _streams(self) -> list[Iterator[Ordered]]:
         streams = [iter(_ordered(part)) for part in self._kept]
@@ -103,15 +120,15 @@ class DayResult:
 @dataclass(frozen=True)
 class Stored:
     """A part written to a spill: what it does, its mailboxes and history (if kept), and its
-    decisions in the plan's order, CHUNK at a time."""
+    decisions (or what `Encode` made of them) in the plan's order, CHUNK at a time."""
 
     actions: Counter[tuple[str, Kind]]
     head: Place | None
     chunks: list[Place]
 
 
-def store(part: Part, spill: Spill, keep_parts: bool) -> Stored:
-    ordered = _ordered(part)
+def store(part: Part, spill: Spill, keep_parts: bool, encode: Encode | None = None) -> Stored:
+    ordered = _ordered(part, encode)
     chunks = [spill.put(ordered[start : start + CHUNK]) for start in range(0, len(ordered), CHUNK)]
     head = spill.put((part.mailboxes, part.history)) if keep_parts else None
     return Stored(_actions(part), head, chunks)
@@ -202,6 +219,7 @@ def plan_day(
     ledger: Past | None = None,
     keep_parts: bool = False,
     meter: Meter | None = None,
+    encode: Encode | None = None,
 ) -> DayResult:
     """Stream the snapshot, keep only the mailboxes some rule can reach, and plan the day.
 
@@ -209,6 +227,7 @@ def plan_day(
     parts of whole accounts, so memory stays flat whatever the snapshot's size. A mailbox whose
     id appears twice gets no action. `keep_parts`: keep each part's mailboxes and history for
     `parts()`, as `run` needs; printing the plan does not. `meter` shows how far it got.
+    `encode`: the plan is printed as `encode` writes each decision (`encoded()`), not kept.
     """
     meter = meter or Meter()
     evaluator = Evaluator(policy)
@@ -227,7 +246,9 @@ def plan_day(
             candidates.add(mailbox)
             near += 1
     meter.begin("planning", "mailboxes", near)
-    result = DayResult(day, evaluator, snapshot, window, moment, current, keep_parts=keep_parts)
+    result = DayResult(
+        day, evaluator, snapshot, window, moment, current, keep_parts=keep_parts, encode=encode
+    )
     try:
         _plan(result, candidates, ledger, meter)
     finally:
@@ -260,7 +281,7 @@ def _plan(result: DayResult, candidates: Candidates, ledger: Past | None, meter:
         return Part(mailboxes, history, list(plan.decisions))
 
     def work(group: list[Mailbox], spill: Spill) -> Stored:
-        return store(planned(group), spill, result.keep_parts)
+        return store(planned(group), spill, result.keep_parts, result.encode)
 
     if candidates.spill is None:
         for group in groups():
@@ -270,11 +291,18 @@ def _plan(result: DayResult, candidates: Candidates, ledger: Past | None, meter:
         result.adopt(spill, stored)
 
 
-def _ordered(part: Part) -> list[Ordered]:
+def _ordered(part: Part, encode: Encode | None = None) -> list[Ordered]:
+    """The part's decisions (with `encode`: what it makes of them) with where they go."""
     mailboxes = part.mailboxes
+    if encode is None:
+        return [
+            (mailboxes[d.mailbox_id].expires_on, d.mailbox_id, n, d)
+            for n, d in enumerate(part.decisions)
+        ]
     return [
-        (mailboxes[d.mailbox_id].expires_on, d.mailbox_id, n, d)
+        (mailboxes[d.mailbox_id].expires_on, d.mailbox_id, n, line)
         for n, d in enumerate(part.decisions)
+        if (line := encode(d)) is not None
     ]
 
 
