@@ -74,15 +74,18 @@ class Claims:
         for stored, held in zip(self._stored, self._ranges(), strict=True):
             runs = [_run(spill.get(ref)) for spill, ref in stored]
             rows = np.concatenate([*runs, held], axis=1)
+            if not rows.shape[1]:
+                continue
+            order = np.argsort(rows[0])
+            keys = rows[0][order]
+            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+            sizes = np.diff(np.append(starts, len(keys)))  # rows of each key, in key order
             if self.by_value:
-                order = np.lexsort((rows[2], rows[0]))
-                keys, lines, values = rows[0][order], rows[1][order], rows[2][order]
-                same = (keys[1:] == keys[:-1]) & (values[1:] != values[:-1])
+                values = rows[2][order]
+                kept = np.minimum.reduceat(values, starts) != np.maximum.reduceat(values, starts)
             else:
-                order = np.argsort(rows[0])
-                keys, lines = rows[0][order], rows[1][order]
-                same = keys[1:] == keys[:-1]
-            found.append(lines[np.isin(keys, keys[1:][same])])
+                kept = sizes > 1
+            found.append(rows[1][order][np.repeat(kept, sizes)])
         return np.sort(np.concatenate(found))
 
     def close(self) -> None:
