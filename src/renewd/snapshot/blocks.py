@@ -81,7 +81,7 @@ class Blocks:
             start = self.position - len(block)
             if not block.endswith(b"\n"):
                 block += self.readline(self.limit + 1)  # the end of its last line (or CR LF)
-            quotes = block.count(b'"') if self.quoted else 0
+            quotes = block.count(b'"') if self.quoted and b'"' in block else 0  # `in`: memchr
             if len(block) <= self.limit and not quotes % 2:  # whole records, none too long
                 yield from self._emit(block, start)
                 continue
