@@ -78,7 +78,7 @@ class DayResult:
         self._kept.append(part)
 
     def adopt(self, spill: Spill, stored: Stored) -> None:
-        """A part that `store` wrote to `spill`."""
+        """A part that `_store` wrote to `spill`."""
         self.actions.update(stored.actions)
         self._stored.append((spill, stored))
 
@@ -127,7 +127,7 @@ class Stored:
     chunks: list[Place]
 
 
-def store(part: Part, spill: Spill, keep_parts: bool, encode: Encode | None = None) -> Stored:
+def _store(part: Part, spill: Spill, keep_parts: bool, encode: Encode | None = None) -> Stored:
     ordered = _ordered(part, encode)
     chunks = [spill.put(ordered[start : start + CHUNK]) for start in range(0, len(ordered), CHUNK)]
     head = spill.put((part.mailboxes, part.history)) if keep_parts else None
@@ -281,7 +281,7 @@ def _plan(result: DayResult, candidates: Candidates, ledger: Past | None, meter:
         return Part(mailboxes, history, list(plan.decisions))
 
     def work(group: list[Mailbox], spill: Spill) -> Stored:
-        return store(planned(group), spill, result.keep_parts, result.encode)
+        return _store(planned(group), spill, result.keep_parts, result.encode)
 
     if candidates.spill is None:
         for group in groups():
