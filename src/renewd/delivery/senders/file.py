@@ -8,7 +8,10 @@ write wherever it points).
 
 An email is written as the bytes SMTP would carry (`flat.py`) into the Maildir's tmp/, synced
 and renamed into new/, as Maildir delivery is done; the write and its fsync run in a thread,
-`concurrency` of them at a time (default 8), so that the disk's waits overlap.
+`concurrency` messages at a time (default 32), so that the disk's waits overlap. The default is
+higher than the network senders': each message is claimed in the ledger before it is written, and
+a local write takes far less than that commit, so the commits (an fsync each on SQLite) would
+otherwise set the pace: 32 slots carry about 60 messages a commit at a 1M-row run, 8 carried 12.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ LINKED = (
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+CONCURRENCY = 32  # messages in flight per channel (see the module's docstring)
 
 
 class FileSender:
@@ -48,7 +52,7 @@ class FileSender:
         self.path = base / setting(settings, "path", what)
         self.sender = setting(settings, "from", what, "renewd@localhost")
         self.reply_to = str(settings.get("reply_to", ""))
-        concurrency = settings.get("concurrency", 8)
+        concurrency = settings.get("concurrency", CONCURRENCY)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise SettingsError(f"{what}: 'concurrency' must be a whole number, 1 or more")
         self.concurrency = concurrency
