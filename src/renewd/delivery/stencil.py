@@ -49,19 +49,26 @@ class Shape:
     steering: tuple[str, ...]
 
     def key(self, name: str, values: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The part and its steering values (typed: True is not 1); None if one cannot be a key."""
-        steer = tuple((n, type(values[n]), values[n]) for n in self.steering if n in values)
-        present = tuple(n in values for n in self.written)
-        if not all(type(values[n]) in PLAIN for n in self.written if n in values):
-            return None  # written as str() or escape() gives it: a Markup would not be
-        if any(isinstance(value, str) and "\x00" in value for _, _, value in steer):
-            return None  # written out, it could pass for a marker
-        key = (name, steer, present)
+        """The part, its steering values (typed: True is not 1) and the types of those written
+        (absent: None); None if a value cannot be part of a key."""
+        key: list[Any] = [name]
+        for n in self.steering:
+            if n in values:
+                value = values[n]
+                if type(value) is str and "\x00" in value:
+                    return None  # written out, it could pass for a marker
+                key += (n, type(value), value)
+        for n in self.written:
+            kind = type(values[n]) if n in values else None
+            if kind is not None and kind not in PLAIN:
+                return None  # written as str() or escape() gives it: a Markup would not be
+            key.append(kind)
+        frozen = tuple(key)
         try:
-            hash(key)
+            hash(frozen)
         except TypeError:
             return None
-        return key
+        return frozen
 
 
 @dataclass(frozen=True)
