@@ -168,4 +168,7 @@ def _payload(
     to = mailbox.phone if decision.channel == "sms" else mailbox.email
     formats = formats_for(mailbox.locale, config.locales, config.default_locale)
     values = variables(mailbox, decision, policy, config.messages, declined, formats)
-    return json.dumps({"to": to, "locale": formats.written, "vars": values}, ensure_ascii=False)
+    return _JSON.encode({"to": to, "locale": formats.written, "vars": values})
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) makes anew
