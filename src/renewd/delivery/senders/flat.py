@@ -126,7 +126,19 @@ class Flattener:
 def subject_line(subject: str) -> str:
     """The Subject header, folded once per distinct subject: a day's messages of one rule and
     step mostly share theirs, and folding an encoded word is most of an email's CPU."""
-    return header("Subject", subject if subject.isascii() else encoded(subject))
+    if subject.isascii():
+        return header("Subject", subject)
+    words = UTF8.header_encode_lines(subject, _room("Subject"))
+    if subject.isprintable() and all(words):  # one line of text, each word whole: joined
+        return "Subject: " + "\n ".join(str(word) for word in words) + "\n"
+    return header("Subject", encoded(subject))  # what the words alone do not say: the folding
+
+
+def _room(name: str) -> Iterator[int]:
+    """The room compat32's folding gives each line of a header's encoded words."""
+    yield MAX_LINE - len(name) - 2
+    while True:
+        yield MAX_LINE - 1
 
 
 def encoded(subject: str) -> Header:
