@@ -39,18 +39,28 @@ from renewd.state.ledger import Ledger  # noqa: E402
 IMPORTED = time.perf_counter()
 phases: dict[str, float] = {}
 cpu: dict[str, float] = {}  # CPU seconds of this process in the same phases (the rest is waiting)
+system: dict[str, float] = {}  # of which in the kernel (file writes, fsync, SQLite's journal)
 commits = {"count": 0, "seconds": 0.0, "cpu": 0.0}  # the executor's outbox marks (its thread)
+
+
+def _sys() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+def _add(name: str, start: float, start_cpu: float, start_sys: float) -> None:
+    phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
+    cpu[name] = cpu.get(name, 0.0) + time.process_time() - start_cpu
+    system[name] = system.get(name, 0.0) + _sys() - start_sys
 
 
 def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start, start_cpu, start_sys = time.perf_counter(), time.process_time(), _sys()
         try:
             return function(*args, **kwargs)
         finally:
-            phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
-            cpu[name] = cpu.get(name, 0.0) + time.process_time() - start_cpu
+            _add(name, start, start_cpu, start_sys)
 
     return wrapper
 
@@ -60,12 +70,11 @@ def timed_async(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start, start_cpu, start_sys = time.perf_counter(), time.process_time(), _sys()
         try:
             return await function(*args, **kwargs)
         finally:
-            phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
-            cpu[name] = cpu.get(name, 0.0) + time.process_time() - start_cpu
+            _add(name, start, start_cpu, start_sys)
 
     return wrapper
 
@@ -134,6 +143,7 @@ def main() -> None:
                 "stopped": report.stopped,
                 "phases": phases,
                 "cpu": cpu,
+                "cpu_system": system,
                 "commits": commits,
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }

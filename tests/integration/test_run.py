@@ -29,6 +29,7 @@ from peers.backend import BackendPeer
 from renewd.act.run import run_day
 from renewd.cli.options import load
 from renewd.core.dates import add_months
+from renewd.delivery.senders.file import CONCURRENCY
 from renewd.state import schema
 from renewd.state.lock import RunLock
 from renewd.state.schema import SCHEMA_VERSION, cycle_starts, meta, orders
@@ -203,15 +204,16 @@ def test_killed_between_charge_and_record_the_customer_is_charged_once(tmp_path:
 def test_killed_mid_outbox_nothing_is_lost_and_at_most_two_per_slot_repeat(
     project: Project,
 ) -> None:
-    """The file sender writes with 8 slots by default: in each, the message out and the one
-    before it may be unrecorded."""
-    project.snapshot(*(csv_row(f"mb-{n}", days(30), phone="") for n in range(40)))
+    """The file sender writes with CONCURRENCY slots by default (32): in each, the message out
+    and the one before it may be unrecorded. More messages than that bound, so that it shows."""
+    total = 3 * 2 * CONCURRENCY
+    project.snapshot(*(csv_row(f"mb-{n}", days(30), phone="") for n in range(total)))
     assert project.run(DAY, env={"RENEWD_CRASH_AT": "after-send#10"}).returncode == -9
-    assert 10 <= len(project.emails()) < 40
+    assert 10 <= len(project.emails()) < total
     assert project.run(DAY).returncode == 0
     delivered = [str(m["To"]) for m in project.emails()]
-    assert set(delivered) == {f"mb-{n}@example.cn" for n in range(40)}
-    assert len(delivered) - len(set(delivered)) <= 2 * 8
+    assert set(delivered) == {f"mb-{n}@example.cn" for n in range(total)}
+    assert len(delivered) - len(set(delivered)) <= 2 * CONCURRENCY
 
 
 # -- billing over HTTP ----------------------------------------------------------------------

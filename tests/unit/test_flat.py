@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import random
 import re
+from email.header import Header
+from email.policy import compat32
 
 import pytest
 from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
 
 from renewd.delivery.senders.base import Outbound, email_message
-from renewd.delivery.senders.flat import Flat, Flattener
+from renewd.delivery.senders.flat import UTF8, Flat, Flattener, subject_line
 
 SENDERS = [
     ("Renewals <renewals@mail.example.com>", ""),
@@ -90,3 +93,23 @@ def test_header_injection_is_refused() -> None:
     message = Outbound("k", "email", "a@example.com", "en", subject="Hi\r\nBcc: v@x.com", text="x")
     with pytest.raises(ValueError, match="CR or LF"):
         Flattener("renewals@example.com").flat(message)
+
+
+def test_subjects_split_into_the_words_the_email_package_writes() -> None:
+    """`Utf8` ends each encoded word where `Charset("utf-8")` does, for subjects of every width
+    of character and length (ASCII, 2-, 3- and 4-byte characters, spaces where folding may
+    break), under header names of several lengths (the first line's room differs)."""
+    rng = random.Random(14)
+    alphabet = "ab c-1" + "éß" + "邮箱续费到期" + "😀" + "，。"
+    subjects = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 160))) for _ in range(3000)
+    ]
+    subjects += ["邮箱 mb-00001074 将在 1 天后被删除，请尽快续费", "😀" * 40, "é" * 200, "x" * 90]
+    for subject in subjects:
+        for name in ("Subject", "X", "A-Header-Name-Long-Enough-To-Crowd-The-First-Line"):
+            ours = Header(subject, UTF8, header_name=name)
+            theirs = Header(subject, "utf-8", header_name=name)
+            assert compat32.fold(name, ours) == compat32.fold(name, theirs), (name, subject)  # type: ignore[arg-type]
+        written = Header(subject, "utf-8", header_name="Subject")
+        if not subject.isascii():  # the email package's own path, as email_message sets it
+            assert subject_line(subject) == compat32.fold("Subject", written)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import contextlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,6 +32,7 @@ from renewd.delivery.templating import Renderer
 from renewd.state.claims import Mark, Tenure
 from renewd.state.ledger import Ledger
 from renewd.state.lock import LockWatch
+from renewd.state.outbox import Settled
 
 MAX_ATTEMPTS = 8
 
@@ -103,13 +104,6 @@ class Executor:
             self.watch.cut_off(self.lost)
         self.stopping.set()
 
-    def _claim(self, action: RowMapping) -> bool:
-        """Claim a charge or deletion before asking for it; False if it is not ours to do."""
-        claimed = self.ledger.claim_one(action, self.tenure)
-        if claimed is None:
-            self._fenced()
-        return bool(claimed)
-
     def _unavailable(self, name: str, action: RowMapping, exc: TransientError) -> Mark:
         """The effect stays open for the next run; the backend rests for this one, since the next
         request would fare no better (down, slow, redirecting, lying), and the operator is told.
@@ -122,41 +116,66 @@ class Executor:
         )
 
     async def _charges(self) -> None:
+        """Each charge is claimed in the transaction that records the one before's outcome."""
+        settled: Settled | None = None  # the last charge's outcome, not committed yet
+        try:
+            for action, order in self._chargeable():
+                landed, claimed = self.ledger.settle_and_claim(settled, action, self.tenure)
+                self._count(settled, landed)
+                settled = None
+                if claimed is None:
+                    self._fenced()
+                if not claimed:
+                    continue
+                settled = await self._charge(action, order)
+        finally:
+            if settled is not None:
+                self._count(settled, self.ledger.settle_and_claim(settled, None, self.tenure)[0])
+
+    def _chargeable(self) -> Iterator[tuple[RowMapping, RowMapping]]:
+        """Open deductions whose order is still to be charged, until billing or the run stops."""
         for action in self._open("deduct"):
             self.progress()
             if self._halted("billing"):
                 return
             order = self.ledger.order_for(action["mailbox_id"], action["cycle"])
-            if order is None or order["state"] != "pending" or not self._claim(action):
-                continue
-            charge = Charge(
-                idempotency_key=order["idempotency_key"],
-                account_id=order["account_id"],
-                mailbox_id=order["mailbox_id"],
-                amount=Decimal(order["amount"]),
-                currency=order["currency"],
-                period_from=order["period_from"],
-                period_to=order["period_to"],
-            )
-            try:
-                outcome = await self.billing.charge(charge)
-            except TransientError as exc:
-                self.ledger.mark_many([self._unavailable("billing", action, exc)], self.tenure)
-                continue
-            crash_point("after-charge")
-            # A refusal for good (400, 422) is not renewal: tell the customer, as for a decline,
-            # so they can renew by hand in time.
-            state = outcome.status if outcome.status in ("charged", "declined") else "failed"
-            error = outcome.error or ("declined by billing" if state == "declined" else "")
-            mark = Mark(
-                action["id"],
-                "done" if state == "charged" else "failed",
-                action["attempts"] + 1,
-                {"provider_id": outcome.reference, "error": error},
-                f"deduct:{state}",
-            )
-            if self.ledger.settle_order(mark, order["id"], state, self.tenure):
-                self.counts[f"deduct:{state}"] += 1
+            if order is not None and order["state"] == "pending":
+                yield action, order
+
+    async def _charge(self, action: RowMapping, order: RowMapping) -> Settled | None:
+        """Ask billing for a claimed charge: its outcome to record, or None once recorded (the
+        backend is unavailable: the charge stays open for the next run)."""
+        charge = Charge(
+            idempotency_key=order["idempotency_key"],
+            account_id=order["account_id"],
+            mailbox_id=order["mailbox_id"],
+            amount=Decimal(order["amount"]),
+            currency=order["currency"],
+            period_from=order["period_from"],
+            period_to=order["period_to"],
+        )
+        try:
+            outcome = await self.billing.charge(charge)
+        except TransientError as exc:
+            self.ledger.mark_many([self._unavailable("billing", action, exc)], self.tenure)
+            return None
+        crash_point("after-charge")
+        # A refusal for good (400, 422) is not renewal: tell the customer, as for a decline, so
+        # they can renew by hand in time.
+        state = outcome.status if outcome.status in ("charged", "declined") else "failed"
+        error = outcome.error or ("declined by billing" if state == "declined" else "")
+        mark = Mark(
+            action["id"],
+            "done" if state == "charged" else "failed",
+            action["attempts"] + 1,
+            {"provider_id": outcome.reference, "error": error},
+            f"deduct:{state}",
+        )
+        return Settled(mark, order["id"], state)
+
+    def _count(self, settled: Settled | None, landed: bool) -> None:
+        if settled is not None and landed:
+            self.counts[f"deduct:{settled.state}"] += 1
 
     async def _deletions(self) -> None:
         for action in self._open("delete"):

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import RowMapping
 
@@ -69,6 +70,9 @@ class Marks:
         self.waiting: list[tuple[list[Mark], asyncio.Future[Taken]]] = []
         self.ready = asyncio.Event()
         self.urgent = asyncio.Event()
+        # Commits in a thread of their own: in asyncio's shared pool they waited behind the
+        # senders' writes.
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="renewd-ledger")
 
     def submit(self, changes: list[Mark]) -> asyncio.Future[Taken]:
         """Queue `changes`; the future is done once they are committed."""
@@ -95,6 +99,7 @@ class Marks:
         finally:  # no commit will come: whoever still waits for one stops waiting
             for _, done in self.waiting:
                 done.cancel()
+            self.thread.shutdown(wait=False)
 
     async def _write(self) -> None:
         while True:
@@ -107,7 +112,10 @@ class Marks:
             batch, self.waiting = self.waiting, []
             changes = [change for slot, _ in batch for change in slot]
             try:
-                taken = await asyncio.to_thread(self.ledger.mark_many, changes, self.tenure)
+                loop = asyncio.get_running_loop()
+                taken = await loop.run_in_executor(
+                    self.thread, self.ledger.mark_many, changes, self.tenure
+                )
             except Exception as exc:  # every waiting slot learns that its changes did not land
                 for _, done in batch:
                     done.set_exception(exc)

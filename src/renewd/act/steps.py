@@ -7,7 +7,7 @@ Worked out before anything is done, so that the run's whole plan is written in o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from renewd.config.model import Config
@@ -22,14 +22,21 @@ from renewd.state.plans import PlannedStep
 
 
 def ledger_steps(
-    config: Config, policy: Policy, result: DayResult, mass: str, holds: dict[StepKey, str]
+    config: Config,
+    policy: Policy,
+    result: DayResult,
+    mass: str,
+    holds: dict[StepKey, str],
+    seen: Callable[[Part], None] = lambda _: None,
 ) -> Iterator[PlannedStep]:
-    """The plan as ledger steps, a part at a time.
+    """The plan as ledger steps, a part at a time; `seen` is shown each part as it is read
+    (reading a big day's parts back from disk costs most of a second: once is enough).
 
     A step a deduction superseded but would send if billing declined it (a grace reminder due
     on a retry day) is not written as superseded: it stands by for the decline instead.
     """
     for part in result.parts():
+        seen(part)
         groups: dict[StepKey, list[Decision]] = {}
         for decision in part.decisions:
             groups.setdefault(decision.key, []).append(decision)
@@ -161,4 +168,7 @@ def _payload(
     to = mailbox.phone if decision.channel == "sms" else mailbox.email
     formats = formats_for(mailbox.locale, config.locales, config.default_locale)
     values = variables(mailbox, decision, policy, config.messages, declined, formats)
-    return json.dumps({"to": to, "locale": formats.written, "vars": values}, ensure_ascii=False)
+    return _JSON.encode({"to": to, "locale": formats.written, "vars": values})
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) makes anew

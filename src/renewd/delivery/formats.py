@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -126,18 +126,37 @@ def _apart(char: str) -> bool:
     return unicodedata.category(char)[0] not in "SZ"
 
 
+MAX_KEPT = 8_192  # amounts and dates each Formats keeps written (beyond: written each time)
+
+
 @dataclass(frozen=True)
 class Formats:
     """How one message writes money and dates: `written` is the locale its templates are in,
-    `locale` the CLDR locale its numbers and dates follow."""
+    `locale` the CLDR locale its numbers and dates follow.
+
+    Each keeps the amounts and dates it has written: a run writes about five amounts and five
+    dates for each of tens of thousands of messages, mostly the same fees, zeros and days.
+    """
 
     written: str
     locale: Locale
+    _kept: dict[tuple[object, ...], str] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def money(self, amount: Decimal, currency: str, sms: bool = False) -> str:
         """The amount with its currency; in an SMS, a symbol GSM-7 lacks (`₩`, `₹`) is written
         as the ISO code instead (`KRW 1,200`), since one such character makes the whole message
         UCS-2, 70 characters a segment instead of 160."""
+        key = (str(amount), currency, sms)  # by its digits: 1.10 is not written as 1.1
+        written = self._kept.get(key)
+        if written is None:
+            written = self._money(amount, currency, sms)
+            if len(self._kept) < MAX_KEPT:
+                self._kept[key] = written
+        return written
+
+    def _money(self, amount: Decimal, currency: str, sms: bool) -> str:
         code = sms and not gsm7(get_currency_symbol(currency, self.locale))
         compiled = shape(self.locale, currency, code)
         if compiled is None:  # a rare pattern: Babel's answer, as it is
@@ -147,7 +166,13 @@ class Formats:
         return compiled(amount)
 
     def date(self, day: date) -> str:
-        return _long_date(day, self.locale)
+        key = (day,)
+        written = self._kept.get(key)
+        if written is None:
+            written = _long_date(day, self.locale)
+            if len(self._kept) < MAX_KEPT:
+                self._kept[key] = written
+        return written
 
 
 @functools.lru_cache(maxsize=8192)

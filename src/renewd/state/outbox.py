@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -69,30 +70,21 @@ class Outbox(Database):
             tenure.tally(conn, [m.count for m in marks if m.state != "sending"])
         return frozenset(taken) if ours else None
 
-    def settle_order(self, mark: Mark, order_id: int, state: str, tenure: Tenure) -> bool:
-        """Record a charge's outcome and release what depended on it, in one transaction; False
-        if the row is no longer at its claim (another renewd has taken it over).
-
-        charged: the success message goes. declined, or refused for another reason: the policy's
-        failure path goes instead, so that the customer can still renew by hand in time.
+    def settle_and_claim(
+        self, settled: Settled | None, action: RowMapping | None, tenure: Tenure
+    ) -> tuple[bool, bool | None]:
+        """A charge's outcome (`settle`) and the claim of the next one, in one transaction: one
+        commit a charge instead of two, and still never more than one charge claimed and not
+        settled. Returns whether the outcome landed (False: another renewd has taken the row
+        over) and whether the claim did (None: this process no longer holds the ledger).
         """
-        charged = state == "charged"
         with self.engine.begin() as conn:
-            if not record(conn, [mark]):
-                return False
-            conn.execute(
-                update(orders)
-                .where(orders.c.id == order_id)
-                .values(
-                    state=state,
-                    reference=mark.values.get("provider_id", ""),
-                    error=mark.values.get("error", ""),
-                    charged_at=utcnow() if charged else "",
-                )
-            )
-            release_dependents(conn, mark.action_id, "success" if charged else "fallback")
-            tenure.tally(conn, [mark.count])
-        return True
+            landed = settled is not None and settle(conn, settled, tenure)
+            if action is None:
+                return landed, False
+            if fenced(conn, tenure):
+                return landed, None
+            return landed, bool(claim(conn, [Mark(action["id"], "sending", action["attempts"])]))
 
     def claim_deletion(self, action: RowMapping, backend: str, tenure: Tenure) -> bool | None:
         """Claim a deletion and record that it is asked for: True if claimed, False if another
@@ -119,13 +111,6 @@ class Outbox(Database):
                     )
                 )
         return True
-
-    def claim_one(self, action: RowMapping, tenure: Tenure) -> bool | None:
-        """Claim one row (a charge about to be asked for): as `claim_deletion`."""
-        with self.engine.begin() as conn:
-            if fenced(conn, tenure):
-                return None
-            return bool(claim(conn, [Mark(action["id"], "sending", action["attempts"])]))
 
     def deletion_settled(self, mark: Mark, mailbox_id: str, cycle: date, tenure: Tenure) -> bool:
         ok = mark.state == "done"
@@ -157,6 +142,40 @@ class Outbox(Database):
                 select(func.count()).select_from(actions).where(actions.c.state.in_(OPEN_ACTION))
             )
             return int(conn.execute(query).scalar_one())
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A charge's outcome: the mark of its row, its order and what billing said."""
+
+    mark: Mark
+    order_id: int
+    state: str  # charged, declined or failed
+
+
+def settle(conn: Any, settled: Settled, tenure: Tenure) -> bool:
+    """Record a charge's outcome and release what depended on it; False if the row is no
+    longer at its claim (another renewd has taken it over).
+
+    charged: the success message goes. declined, or refused for another reason: the policy's
+    failure path goes instead, so that the customer can still renew by hand in time.
+    """
+    mark, charged = settled.mark, settled.state == "charged"
+    if not record(conn, [mark]):
+        return False
+    conn.execute(
+        update(orders)
+        .where(orders.c.id == settled.order_id)
+        .values(
+            state=settled.state,
+            reference=mark.values.get("provider_id", ""),
+            error=mark.values.get("error", ""),
+            charged_at=utcnow() if charged else "",
+        )
+    )
+    release_dependents(conn, mark.action_id, "success" if charged else "fallback")
+    tenure.tally(conn, [mark.count])
+    return True
 
 
 def cancel_row(conn: Any, action_id: int, reason: str) -> None:
