@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from renewd.cli import notes
+from renewd.cli import notes, report
 from renewd.cli.options import (
     FORMAT,
     SNAPSHOT,
@@ -112,10 +113,14 @@ def simulate(
     with shown(meter, streaming=fmt == "jsonl"):
         path = snapshot or cfg_snapshot(cfg, start.date())
         simulation = Simulation(cfg, policy, path, mailboxes, meter, top_ups=top_ups)
-        days = simulation.run(start.date(), end.date())
-        # jsonl goes out day by day; the table is aligned, so it is held whole anyway and
-        # printed once the bar is gone
-        plans = emit_actions(days, fmt) if fmt == "jsonl" else list(days)
+        # jsonl goes out day by day, made by the processes that simulate; the table is
+        # aligned, so it is held whole anyway and printed once the bar is gone
+        if fmt == "jsonl":
+            lines = simulation.encoded(start.date(), end.date(), report.ActionLine())
+            report.write_lines(lines, sys.stdout)
+            plans = []
+        else:
+            plans = list(simulation.run(start.date(), end.date()))
     if fmt == "table":
         plans = emit_actions(plans, fmt)
     emit_footer(plans, simulation.snapshot, fmt)

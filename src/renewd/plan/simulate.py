@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -27,11 +27,13 @@ from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.spill import Place, Spill
 
-CHUNK = 32  # decisions of a group written to disk, and read back, at a time
-
-# A decision with where it goes: its day, the mailbox's expiry that day, the mailbox, its place
-# in the group (unique, so tuples compare without ever reaching the Decision).
-Ordered = tuple[int, int, str, int, Decision]
+CHUNK = 64  # decisions of a group written to disk, and read back, at least at a time
+# Where a decision goes: its day's ordinal times SPAN plus the mailbox's expiry ordinal that day
+# (one int, compared at once; every ordinal of a `date` is below SPAN), the mailbox, its place in
+# the group (unique, so tuples compare without ever reaching the value), the value.
+SPAN = 1 << 22
+E = TypeVar("E")
+Ordered = tuple[int, str, int, E]
 R = TypeVar("R")
 
 
@@ -74,25 +76,39 @@ class Simulation:
     def run(self, start: date, end: date) -> Iterator[DayPlan]:
         """The plan of each day; the snapshot is read, and the range worked out in groups of
         accounts (two at a time on two CPUs), before the first one is ready."""
+        for day, decisions in self.encoded(start, end, _as_is):
+            yield DayPlan(day, decisions)
+
+    def encoded(
+        self, start: date, end: date, encode: Callable[[Decision], E | None]
+    ) -> Iterator[tuple[date, list[E]]]:
+        """Each day's decisions as `encode` makes them (None: left out), in the plan's order.
+
+        The groups are worked out, and their decisions encoded, by two processes at once; only
+        the merge of the groups' streams is left to this one. What crosses to disk and back is
+        the encoded value, so a jsonl line costs one string's pickling, not a Decision's.
+        """
         days = day_range(start, end)
         windows = [self.evaluator.window(day) for day in days]
 
         def work(group: list[Mailbox], spill: Spill) -> list[Place]:
-            return self._simulate(group, windows, spill)
+            return self._simulate(group, windows, spill, encode)
 
         done = self.each_group(start, end, work)
         self.meter.begin("writing the plan", "days", len(days))
         try:
-            merged = heapq.merge(*(_read(spill, places) for spill, places in done))
-            by_day = itertools.groupby(merged, key=lambda ordered: ordered[0])
-            current = next(by_day, None)
+            merged: Iterator[Ordered[E]] = heapq.merge(
+                *(_read(spill, places) for spill, places in done)
+            )
+            following = next(merged, None)
             for day in days:
-                decisions: list[Decision] = []
-                if current is not None and current[0] == day.toordinal():
-                    decisions = [ordered[4] for ordered in current[1]]
-                    current = next(by_day, None)
+                until = (day.toordinal() + 1) * SPAN
+                values: list[E] = []
+                while following is not None and following[0] < until:
+                    values.append(following[3])
+                    following = next(merged, None)
                 self.meter.advance()
-                yield DayPlan(day, decisions)
+                yield day, values
         finally:
             close_spills(done)
 
@@ -150,22 +166,32 @@ class Simulation:
             raise RenewdError(f"mailbox not in the snapshot (or rejected): {', '.join(unknown)}")
         return candidates, set(found.values()), near
 
-    def _simulate(self, group: list[Mailbox], windows: list[Window], spill: Spill) -> list[Place]:
+    def _simulate(
+        self,
+        group: list[Mailbox],
+        windows: list[Window],
+        spill: Spill,
+        encode: Callable[[Decision], E | None],
+    ) -> list[Place]:
         """One group of accounts through every day; where its decisions went, in order."""
         world = self.world(group, self.policies[0])
+        mailboxes, only = world.mailboxes, self.only
         chunks: list[Place] = []
-        pending: list[Ordered] = []
+        pending: list[Ordered[E]] = []
         n = itertools.count()
         for plan in play(self.evaluator, world, windows, self.top_ups):
-            day = plan.day.toordinal()
+            day = plan.day.toordinal() * SPAN
             for decision in plan.decisions:
-                if self.only and decision.mailbox_id not in self.only:
+                mailbox_id = decision.mailbox_id
+                if only and mailbox_id not in only:
                     continue
-                expiry = world.mailboxes[decision.mailbox_id].expires_on.toordinal()
-                pending.append((day, expiry, decision.mailbox_id, next(n), decision))
-            while len(pending) >= CHUNK:
-                chunks.append(spill.put(pending[:CHUNK]))
-                del pending[:CHUNK]
+                value = encode(decision)
+                if value is not None:
+                    where = day + mailboxes[mailbox_id].expires_on.toordinal()
+                    pending.append((where, mailbox_id, next(n), value))
+            if len(pending) >= CHUNK:
+                chunks.append(spill.put(pending))
+                pending = []
         if pending:
             chunks.append(spill.put(pending))
         return chunks
@@ -180,6 +206,10 @@ def close_spills(done: list[tuple[Spill, R]]) -> None:
         spill.close()
 
 
-def _read(spill: Spill, chunks: list[Place]) -> Iterator[Ordered]:
+def _read(spill: Spill, chunks: list[Place]) -> Iterator[Ordered[E]]:
     for chunk in chunks:
         yield from spill.get(chunk)
+
+
+def _as_is(decision: Decision) -> Decision:
+    return decision
