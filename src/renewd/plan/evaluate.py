@@ -24,6 +24,7 @@ from renewd.policy.model import Policy, Rule
 # descriptor call, and a long simulation makes millions of them.
 EXPIRY, DOMAIN = Anchor.EXPIRY, Anchor.DOMAIN
 DEDUCT, NOTIFY, DELETE = Kind.DEDUCT, Kind.NOTIFY, Kind.DELETE
+CYCLES = 1 << 16  # cycles kept (`Evaluator._cycle`); past that the memo starts afresh
 
 
 @dataclass
@@ -110,6 +111,9 @@ class Evaluator:
         self.look_ahead = ahead  # days
         expiry = self._steps[Anchor.EXPIRY] | eve | set(range(-ahead, 1))
         self._watched = {**self._steps, Anchor.EXPIRY: expiry}
+        self._cycles: dict[tuple[date, int, int | None, int | None, date | None], Cycle] = {}
+        # what a rule does, by whether the mailbox has a phone: (kind, channel, template)
+        self._kinds: dict[tuple[str, bool], tuple[tuple[Kind, str, str], ...]] = {}
 
     def window(self, today: date, since: date | None = None) -> Window:
         """Days after `since` up to `today` (just `today` when `since` is None or not earlier)."""
@@ -166,16 +170,20 @@ class Evaluator:
                 turns.append(Turn(mailbox, funds, decisions, ""))
             return turns
         purse = Purse(members[0].balance, unseen)
+        shared = len(members) > 1
         for mailbox in members:
             funds = purse.funds
             decisions = self._decide(mailbox, window, funds, history)
             effect = ""
-            if any(d.kind is DEDUCT and not d.superseded_by for d in decisions):
-                purse.spend(mailbox.renewal_fee)
-                effect = SPENDS
-            elif len(members) > 1 and self._renews_later(mailbox, window.today, funds, history):
-                purse.promise(mailbox.renewal_fee)
-                effect = PROMISES
+            for d in decisions:
+                if d.kind is DEDUCT and not d.superseded_by:
+                    purse.spend(mailbox.renewal_fee)
+                    effect = SPENDS
+                    break
+            else:
+                if shared and self._renews_later(mailbox, window.today, funds, history):
+                    purse.promise(mailbox.renewal_fee)
+                    effect = PROMISES
             turns.append(Turn(mailbox, funds, decisions, effect))
         return turns
 
@@ -222,6 +230,9 @@ class Evaluator:
             current = rule.deduct and rule.anchor is EXPIRY and (renewable or late)
             return (today if current else day, rule.priority)
 
+        if len(due) == 1:  # alone, a step is its group's winner
+            rule, key, _ = due[0]
+            return self._actions(rule, key, mailbox, today, "", funds, cycle)
         winners: dict[str, tuple[tuple[date, int], Rule]] = {}
         for rule, _, day in due:
             best = winners.get(rule.group)
@@ -264,7 +275,7 @@ class Evaluator:
                     latest[rule_id] = (rule, day)
         if not latest:
             return [], None
-        cycle = cycle_of(mailbox, state)
+        cycle = self._cycle(mailbox, state)
         due = []
         for rule, day in latest.values():
             if rule.anchor is EXPIRY and not cycle.holds(day):
@@ -275,6 +286,23 @@ class Evaluator:
             if not history.done(key):
                 due.append((rule, key, day))
         return due, cycle
+
+    def _cycle(self, mailbox: Mailbox, state: CycleState) -> Cycle:
+        """`cycle_of`, kept by the only values it reads (a pure function of them): a range's
+        mailboxes share a few thousand."""
+        key = (
+            mailbox.expires_on,
+            mailbox.renewal_months,
+            mailbox.anchor_day,
+            state.anchor_day,
+            state.began,
+        )
+        cycle = self._cycles.get(key)
+        if cycle is None:
+            if len(self._cycles) >= CYCLES:
+                self._cycles.clear()
+            cycle = self._cycles[key] = cycle_of(mailbox, state)
+        return cycle
 
     def _renews_later(self, mailbox: Mailbox, today: date, funds: Funds, history: History) -> bool:
         """Whether a deducting rule will renew the mailbox on a later day before it expires, with
@@ -320,8 +348,8 @@ class Evaluator:
         domain = mailbox.domain_expires_on
         return domain is not None and (day - domain).days in self._domain_steps
 
-    @staticmethod
     def _actions(
+        self,
         rule: Rule,
         key: StepKey,
         mailbox: Mailbox,
@@ -331,40 +359,48 @@ class Evaluator:
         cycle: Cycle,
     ) -> list[Decision]:
         """A rule's actions in the order they happen: charge, tell, then delete."""
-
-        def make(
-            kind: Kind, channel: str = "", amount: Decimal | None = None, currency: str = ""
-        ) -> Decision:
-            # positional, in the fields' order: millions are made in a long simulation
-            return Decision(
+        phone = bool(mailbox.phone)
+        kinds = self._kinds.get((rule.id, phone))
+        if kinds is None:
+            kinds = self._kinds[rule.id, phone] = _kinds(rule, phone)
+        mailbox_id, account_id, anchor = mailbox.mailbox_id, mailbox.account_id, rule.anchor
+        cycle_key, step, next_end, anchor_day = (
+            key.cycle,
+            key.step,
+            cycle.next_end,
+            cycle.anchor_day,
+        )
+        # positional, in the fields' order: millions are made in a long simulation
+        return [
+            Decision(
                 today,
-                mailbox.mailbox_id,
-                mailbox.account_id,
+                mailbox_id,
+                account_id,
                 rule.id,
-                key.cycle,
-                key.step,
+                cycle_key,
+                step,
                 kind,
-                rule.anchor,
+                anchor,
                 channel,
-                rule.template if channel else "",
-                amount,
-                currency,
+                template,
+                mailbox.renewal_fee if kind is DEDUCT else None,
+                mailbox.currency if kind is DEDUCT else "",
                 superseded_by,
                 funds,
-                cycle.next_end,
-                cycle.anchor_day,
+                next_end,
+                anchor_day,
             )
+            for kind, channel, template in kinds
+        ]
 
-        actions = []
-        if rule.deduct:
-            actions.append(make(DEDUCT, "", mailbox.renewal_fee, mailbox.currency))
-        for channel in rule.notify:
-            if channel == "sms" and not mailbox.phone:
-                continue
-            actions.append(make(NOTIFY, channel))
-        if rule.delete:
-            actions.append(make(DELETE))
-        return actions
+
+def _kinds(rule: Rule, phone: bool) -> tuple[tuple[Kind, str, str], ...]:
+    """What a rule does for a mailbox with or without a phone, in order: (kind, channel,
+    template)."""
+    kinds = [(DEDUCT, "", "")] if rule.deduct else []
+    kinds += [(NOTIFY, c, rule.template) for c in rule.notify if c != "sms" or phone]
+    kinds += [(DELETE, "", "")] if rule.delete else []
+    return tuple(kinds)
 
 
 def _order(mailbox: Mailbox) -> tuple[date, str]:

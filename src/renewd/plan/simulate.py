@@ -2,13 +2,13 @@
 
 Accounts are independent of each other, so the range is simulated a group of whole accounts at
 a time (about `PART_SIZE` mailboxes, as a day's plan is made): a group goes through every day,
-its decisions wait on disk in the plan's order, and the groups are merged day by day. Only the
-mailboxes some rule can reach somewhere in the range are read, and memory stays flat in N.
+its decisions wait on disk a day at a time in the plan's order, and each day's are put together
+from every group's. Only the mailboxes some rule can reach somewhere in the range are read, and
+memory stays flat in N but for one day's decisions.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
@@ -27,11 +27,8 @@ from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.spill import Place, Spill
 
-CHUNK = 64  # decisions of a group written to disk, and read back, at least at a time
-# Where a decision goes: its day's ordinal times SPAN plus the mailbox's expiry ordinal that day
-# (one int, compared at once; every ordinal of a `date` is below SPAN), the mailbox, its place in
-# the group (unique, so tuples compare without ever reaching the value), the value.
-SPAN = 1 << 22
+# A decision with where it goes in its day: the mailbox's expiry that day, the mailbox, its place
+# in the group (unique, so tuples compare without ever reaching the value), the value.
 E = TypeVar("E")
 Ordered = tuple[int, str, int, E]
 R = TypeVar("R")
@@ -84,31 +81,32 @@ class Simulation:
     ) -> Iterator[tuple[date, list[E]]]:
         """Each day's decisions as `encode` makes them (None: left out), in the plan's order.
 
-        The groups are worked out, and their decisions encoded, by two processes at once; only
-        the merge of the groups' streams is left to this one. What crosses to disk and back is
-        the encoded value, so a jsonl line costs one string's pickling, not a Decision's.
+        The groups are worked out, and their decisions encoded, by two processes at once; each
+        group's decisions wait on disk a day at a time, already in the plan's order, and each
+        day's are put in order here by one sort (in C, of the groups' runs). What crosses to
+        disk and back is the encoded value, so a jsonl line costs one string's pickling, not a
+        Decision's.
         """
         days = day_range(start, end)
         windows = [self.evaluator.window(day) for day in days]
 
-        def work(group: list[Mailbox], spill: Spill) -> list[Place]:
+        def work(group: list[Mailbox], spill: Spill) -> list[tuple[int, Place]]:
             return self._simulate(group, windows, spill, encode)
 
         done = self.each_group(start, end, work)
         self.meter.begin("writing the plan", "days", len(days))
+        on_day: list[list[tuple[Spill, Place]]] = [[] for _ in days]
+        for spill, chunks in done:
+            for index, place in chunks:
+                on_day[index].append((spill, place))
         try:
-            merged: Iterator[Ordered[E]] = heapq.merge(
-                *(_read(spill, places) for spill, places in done)
-            )
-            following = next(merged, None)
-            for day in days:
-                until = (day.toordinal() + 1) * SPAN
-                values: list[E] = []
-                while following is not None and following[0] < until:
-                    values.append(following[3])
-                    following = next(merged, None)
+            for day, places in zip(days, on_day, strict=True):
+                ordered: list[Ordered[E]] = []
+                for spill, place in places:
+                    ordered += spill.get(place)
+                ordered.sort()
                 self.meter.advance()
-                yield day, values
+                yield day, [item[3] for item in ordered]
         finally:
             close_spills(done)
 
@@ -172,28 +170,25 @@ class Simulation:
         windows: list[Window],
         spill: Spill,
         encode: Callable[[Decision], E | None],
-    ) -> list[Place]:
-        """One group of accounts through every day; where its decisions went, in order."""
+    ) -> list[tuple[int, Place]]:
+        """One group of accounts through every day; where each day's decisions went (by the
+        day's place in the range), in the plan's order."""
         world = self.world(group, self.policies[0])
         mailboxes, only = world.mailboxes, self.only
-        chunks: list[Place] = []
-        pending: list[Ordered[E]] = []
+        chunks: list[tuple[int, Place]] = []
         n = itertools.count()
-        for plan in play(self.evaluator, world, windows, self.top_ups):
-            day = plan.day.toordinal() * SPAN
+        for index, plan in enumerate(play(self.evaluator, world, windows, self.top_ups)):
+            ordered: list[Ordered[E]] = []
             for decision in plan.decisions:
                 mailbox_id = decision.mailbox_id
                 if only and mailbox_id not in only:
                     continue
                 value = encode(decision)
                 if value is not None:
-                    where = day + mailboxes[mailbox_id].expires_on.toordinal()
-                    pending.append((where, mailbox_id, next(n), value))
-            if len(pending) >= CHUNK:
-                chunks.append(spill.put(pending))
-                pending = []
-        if pending:
-            chunks.append(spill.put(pending))
+                    expiry = mailboxes[mailbox_id].expires_on.toordinal()
+                    ordered.append((expiry, mailbox_id, next(n), value))
+            if ordered:
+                chunks.append((index, spill.put(ordered)))
         return chunks
 
 
@@ -204,11 +199,6 @@ def day_range(start: date, end: date) -> list[date]:
 def close_spills(done: list[tuple[Spill, R]]) -> None:
     for spill in {id(spill): spill for spill, _ in done}.values():
         spill.close()
-
-
-def _read(spill: Spill, chunks: list[Place]) -> Iterator[Ordered[E]]:
-    for chunk in chunks:
-        yield from spill.get(chunk)
 
 
 def _as_is(decision: Decision) -> Decision:
