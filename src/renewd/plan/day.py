@@ -8,11 +8,12 @@ but, on a big day, its own temporary file.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -132,6 +133,7 @@ class Candidates:
         # Where each bucket's batches went, as offset, size pairs: a tuple each would cost more
         # than the mailboxes' share of memory on a snapshot of millions.
         self._spilled = [array("q") for _ in range(BUCKETS)]
+        self._sizes = [0] * BUCKETS  # mailboxes on disk, by bucket
 
     def add(self, mailbox: Mailbox) -> None:
         self._held[zlib.crc32(mailbox.account_id.encode()) % BUCKETS].append(mailbox)
@@ -141,24 +143,41 @@ class Candidates:
 
     def groups(self, excluded: set[str]) -> Iterator[list[Mailbox]]:
         """Whole accounts, about `limit` mailboxes at a time (all at once if none went to disk)."""
-        group: list[Mailbox] = []
+        for _, load in self.parts(excluded):
+            yield load()
+
+    def parts(self, excluded: set[str]) -> Iterator[tuple[int, Callable[[], list[Mailbox]]]]:
+        """The groups as `groups` makes them, each as its size and a function that reads it:
+        two processes that share the groups each read only their own."""
+        pieces: list[Place | list[Mailbox]] = []
+        size = 0
         for bucket, held in enumerate(self._held):
             places = self._spilled[bucket]
-            for n in range(0, len(places), 2):
+            pieces += [(places[n], places[n + 1]) for n in range(0, len(places), 2)]
+            pieces.append(held)
+            size += self._sizes[bucket] + len(held)
+            if self.spill is not None and size >= self.limit:
+                yield size, functools.partial(self._load, pieces, excluded)
+                pieces, size = [], 0
+        if size or self.spill is None:
+            yield size, functools.partial(self._load, pieces, excluded)
+
+    def _load(self, pieces: list[Place | list[Mailbox]], excluded: set[str]) -> list[Mailbox]:
+        group: list[Mailbox] = []
+        for piece in pieces:
+            if isinstance(piece, list):
+                group += piece
+            else:
                 assert self.spill is not None  # noqa: S101 - places exist only once spilled
-                group += self.spill.get((places[n], places[n + 1]))
-            group += held
-            if self.spill is not None and len(group) >= self.limit:
-                yield [m for m in group if m.mailbox_id not in excluded]
-                group = []
-        if group or self.spill is None:
-            yield [m for m in group if m.mailbox_id not in excluded]
+                group += self.spill.get(piece)
+        return [m for m in group if m.mailbox_id not in excluded]
 
     def _write(self) -> None:
         self.spill = self.spill or Spill()
         for bucket, held in enumerate(self._held):
             if held:
                 self._spilled[bucket].extend(self.spill.put(held))
+                self._sizes[bucket] += len(held)
                 self._held[bucket] = []
         self._count = 0
 

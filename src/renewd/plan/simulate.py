@@ -119,15 +119,22 @@ class Simulation:
         candidates, accounts, near = self._scan(self._reach(start, end))
         self.meter.begin("simulating", "mailboxes", near)
 
-        def groups() -> Iterator[list[Mailbox]]:
-            """Every group, in order; each counts as done as this process passes it (the other
+        def groups() -> Iterator[Callable[[], list[Mailbox]]]:
+            """Every group, in order, as a function that reads it (each process reads only the
+            groups it works on); each counts as done as this process passes it (the other
             process works on its own groups at about the same pace)."""
-            for group in candidates.groups(self.snapshot.duplicates):
-                yield [m for m in group if m.account_id in accounts] if self.only else group
-                self.meter.advance(len(group))
+            for size, load in candidates.parts(self.snapshot.duplicates):
+                yield load
+                self.meter.advance(size)
+
+        def read_and_work(load: Callable[[], list[Mailbox]], spill: Spill) -> R:
+            group = load()
+            return work(
+                [m for m in group if m.account_id in accounts] if self.only else group, spill
+            )
 
         try:
-            return alternate(groups, work, worth_it=candidates.spill is not None)
+            return alternate(groups, read_and_work, worth_it=candidates.spill is not None)
         finally:
             if candidates.spill is not None:
                 candidates.spill.close()
