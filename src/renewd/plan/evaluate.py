@@ -17,6 +17,7 @@ from renewd.core.facts import derive
 from renewd.core.history import History
 from renewd.core.model import Anchor, Decision, Kind, Mailbox, StepKey
 from renewd.core.money import Funds, Purse
+from renewd.plan.actions import Actions, step_key
 from renewd.policy.engine import Engine
 from renewd.policy.model import Policy, Rule
 
@@ -112,8 +113,7 @@ class Evaluator:
         expiry = self._steps[Anchor.EXPIRY] | eve | set(range(-ahead, 1))
         self._watched = {**self._steps, Anchor.EXPIRY: expiry}
         self._cycles: dict[tuple[date, int, int | None, int | None, date | None], Cycle] = {}
-        # what a rule does, by whether the mailbox has a phone: (kind, channel, template)
-        self._kinds: dict[tuple[str, bool], tuple[tuple[Kind, str, str], ...]] = {}
+        self._actions = Actions()
 
     def window(self, today: date, since: date | None = None) -> Window:
         """Days after `since` up to `today` (just `today` when `since` is None or not earlier)."""
@@ -232,7 +232,7 @@ class Evaluator:
 
         if len(due) == 1:  # alone, a step is its group's winner
             rule, key, _ = due[0]
-            return self._actions(rule, key, mailbox, today, "", funds, cycle)
+            return self._actions.of(rule, key, mailbox, today, "", funds, cycle)
         winners: dict[str, tuple[tuple[date, int], Rule]] = {}
         for rule, _, day in due:
             best = winners.get(rule.group)
@@ -242,7 +242,9 @@ class Evaluator:
         for rule, key, _ in sorted(due, key=lambda item: (-item[0].priority, item[0].id)):
             winner = winners[rule.group][1] if rule.group else rule
             superseded_by = "" if winner is rule else winner.id
-            decisions.extend(self._actions(rule, key, mailbox, today, superseded_by, funds, cycle))
+            decisions.extend(
+                self._actions.of(rule, key, mailbox, today, superseded_by, funds, cycle)
+            )
         return decisions
 
     def _due_steps(
@@ -282,7 +284,7 @@ class Evaluator:
                 continue
             anchor_date = mailbox.anchor_date(rule.anchor)
             assert anchor_date is not None  # noqa: S101 - the engine only matches present dates
-            key = StepKey(mailbox.mailbox_id, rule.id, anchor_date, (day - anchor_date).days)
+            key = step_key(mailbox.mailbox_id, rule.id, anchor_date, (day - anchor_date).days)
             if not history.done(key):
                 due.append((rule, key, day))
         return due, cycle
@@ -347,60 +349,6 @@ class Evaluator:
             return True
         domain = mailbox.domain_expires_on
         return domain is not None and (day - domain).days in self._domain_steps
-
-    def _actions(
-        self,
-        rule: Rule,
-        key: StepKey,
-        mailbox: Mailbox,
-        today: date,
-        superseded_by: str,
-        funds: Funds,
-        cycle: Cycle,
-    ) -> list[Decision]:
-        """A rule's actions in the order they happen: charge, tell, then delete."""
-        phone = bool(mailbox.phone)
-        kinds = self._kinds.get((rule.id, phone))
-        if kinds is None:
-            kinds = self._kinds[rule.id, phone] = _kinds(rule, phone)
-        mailbox_id, account_id, anchor = mailbox.mailbox_id, mailbox.account_id, rule.anchor
-        cycle_key, step, next_end, anchor_day = (
-            key.cycle,
-            key.step,
-            cycle.next_end,
-            cycle.anchor_day,
-        )
-        # positional, in the fields' order: millions are made in a long simulation
-        return [
-            Decision(
-                today,
-                mailbox_id,
-                account_id,
-                rule.id,
-                cycle_key,
-                step,
-                kind,
-                anchor,
-                channel,
-                template,
-                mailbox.renewal_fee if kind is DEDUCT else None,
-                mailbox.currency if kind is DEDUCT else "",
-                superseded_by,
-                funds,
-                next_end,
-                anchor_day,
-            )
-            for kind, channel, template in kinds
-        ]
-
-
-def _kinds(rule: Rule, phone: bool) -> tuple[tuple[Kind, str, str], ...]:
-    """What a rule does for a mailbox with or without a phone, in order: (kind, channel,
-    template)."""
-    kinds = [(DEDUCT, "", "")] if rule.deduct else []
-    kinds += [(NOTIFY, c, rule.template) for c in rule.notify if c != "sms" or phone]
-    kinds += [(DELETE, "", "")] if rule.delete else []
-    return tuple(kinds)
 
 
 def _order(mailbox: Mailbox) -> tuple[date, str]:
