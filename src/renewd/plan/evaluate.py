@@ -268,10 +268,7 @@ class Evaluator:
         for day in window.days:
             if not self._possible_on(mailbox, day):
                 continue
-            facts = derive(
-                mailbox, day, is_paid=is_paid, available=available, cycle=state, short=short
-            )
-            for rule_id in self.engine.matches(facts):
+            for rule_id in self.engine.matches_of(mailbox, day, is_paid, available, state, short):
                 rule = self._rules[rule_id]
                 if money or not rule.money:
                     latest[rule_id] = (rule, day)
