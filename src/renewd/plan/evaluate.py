@@ -159,31 +159,34 @@ class Evaluator:
         """One account's mailboxes in the plan's order, each with the money it could count on,
         its decisions, and what it did to the purse: a renewal made spends its fee, one still to
         come before a later mailbox's promises it (`plan`; `explain` shows it)."""
-        if len(members) > 1:
+        shared = len(members) > 1
+        if shared:
             members = sorted(members, key=_order)
         unseen = history.unseen_debits(members[0].account_id)
+        if not shared and not disputed:  # most accounts: no purse to share
+            mailbox = members[0]
+            funds = Funds(mailbox.balance - unseen)
+            decisions = self._decide(mailbox, window, funds, history)
+            spends = any(d.kind is DEDUCT and not d.superseded_by for d in decisions)
+            return [Turn(mailbox, funds, decisions, SPENDS if spends else "")]
         turns = []
         if disputed:
             for mailbox in members:
                 funds = Funds(mailbox.balance - unseen)
-                decisions = self._decide(mailbox, window, funds, history, money=False)
+                decisions = self._decide_if_possible(mailbox, window, funds, history, money=False)
                 turns.append(Turn(mailbox, funds, decisions, ""))
             return turns
         purse = Purse(members[0].balance, unseen)
-        shared = len(members) > 1
         for mailbox in members:
             funds = purse.funds
-            decisions = self._decide(mailbox, window, funds, history)
+            decisions = self._decide_if_possible(mailbox, window, funds, history)
             effect = ""
-            for d in decisions:
-                if d.kind is DEDUCT and not d.superseded_by:
-                    purse.spend(mailbox.renewal_fee)
-                    effect = SPENDS
-                    break
-            else:
-                if shared and self._renews_later(mailbox, window.today, funds, history):
-                    purse.promise(mailbox.renewal_fee)
-                    effect = PROMISES
+            if any(d.kind is DEDUCT and not d.superseded_by for d in decisions):
+                purse.spend(mailbox.renewal_fee)
+                effect = SPENDS
+            elif self._renews_later(mailbox, window.today, funds, history):
+                purse.promise(mailbox.renewal_fee)
+                effect = PROMISES
             turns.append(Turn(mailbox, funds, decisions, effect))
         return turns
 
@@ -195,7 +198,22 @@ class Evaluator:
         Exactly as if the balance had been short: the policy's failure path, worked out now so
         that it can stand by in the ledger and go out the moment a decline is recorded.
         """
-        return self._decide(mailbox, window, funds, history, short=True)
+        return self._decide_if_possible(mailbox, window, funds, history, short=True)
+
+    def _decide_if_possible(
+        self,
+        mailbox: Mailbox,
+        window: Window,
+        funds: Funds,
+        history: History,
+        money: bool = True,
+        short: bool = False,
+    ) -> list[Decision]:
+        """`_decide`, without asking the history about a mailbox no step can be due for (a lone
+        mailbox's account was asked that already, by `plan`)."""
+        if not self._possible_in(mailbox, window):
+            return []
+        return self._decide(mailbox, window, funds, history, money, short)
 
     def _decide(
         self,
@@ -215,8 +233,6 @@ class Evaluator:
         made then, and never after the expiry day. A missed retry (`auto_renew_retry`, opt-in)
         counts as due today until the deletion step: renewing is still possible until then.
         """
-        if not self._possible_in(mailbox, window):
-            return []
         state = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
         due, cycle = self._due_steps(mailbox, window, funds.available, state, history, money, short)
         if cycle is None:
