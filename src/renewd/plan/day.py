@@ -23,6 +23,7 @@ from renewd.core.history import History, MemoryHistory, Past
 from renewd.core.meter import Meter
 from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
+from renewd.plan.packed import pack, unpack
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot, Wanted, taken_at
 from renewd.snapshot.spill import Place, Spill
@@ -169,14 +170,14 @@ class Candidates:
                 group += piece
             else:
                 assert self.spill is not None  # noqa: S101 - places exist only once spilled
-                group += self.spill.get(piece)
+                group += map(unpack, self.spill.get(piece))
         return [m for m in group if m.mailbox_id not in excluded]
 
     def _write(self) -> None:
         self.spill = self.spill or Spill()
         for bucket, held in enumerate(self._held):
             if held:
-                self._spilled[bucket].extend(self.spill.put(held))
+                self._spilled[bucket].extend(self.spill.put(list(map(pack, held))))
                 self._sizes[bucket] += len(held)
                 self._held[bucket] = []
         self._count = 0
