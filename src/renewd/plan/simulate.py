@@ -9,9 +9,9 @@ memory stays flat in N but for one day's decisions.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,10 +27,11 @@ from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
 from renewd.snapshot.spill import Place, Spill
 
-# A decision with where it goes in its day: the mailbox's expiry that day, the mailbox, its place
-# in the group (unique, so tuples compare without ever reaching the value), the value.
+# A decision with where it goes in its day: the mailbox's expiry that day (its ordinal), the
+# mailbox, the value.
 E = TypeVar("E")
-Ordered = tuple[int, str, int, E]
+Ordered = tuple[int, str, E]
+_expiry, _mailbox = itemgetter(0), itemgetter(1)
 R = TypeVar("R")
 
 
@@ -83,7 +84,7 @@ class Simulation:
 
         The groups are worked out, and their decisions encoded, by two processes at once; each
         group's decisions wait on disk a day at a time, already in the plan's order, and each
-        day's are put in order here by one sort (in C, of the groups' runs). What crosses to
+        day's are put in order here by sorting (in C) the groups' runs. What crosses to
         disk and back is the encoded value, so a jsonl line costs one string's pickling, not a
         Decision's.
         """
@@ -104,9 +105,14 @@ class Simulation:
                 ordered: list[Ordered[E]] = []
                 for spill, place in places:
                     ordered += spill.get(place)
-                ordered.sort()
+                # the plan's order, by expiry then mailbox: two stable sorts on one key each
+                # (the second keeps the first's order among equal expiries; a mailbox's own
+                # decisions are in one group, in order, and stay so), three times faster than
+                # one sort of tuples that mostly tie on the expiry
+                ordered.sort(key=_mailbox)
+                ordered.sort(key=_expiry)
                 self.meter.advance()
-                yield day, [item[3] for item in ordered]
+                yield day, [item[2] for item in ordered]
         finally:
             close_spills(done)
 
@@ -183,7 +189,6 @@ class Simulation:
         world = self.world(group, self.policies[0])
         mailboxes, only = world.mailboxes, self.only
         chunks: list[tuple[int, Place]] = []
-        n = itertools.count()
         for index, plan in enumerate(play(self.evaluator, world, windows, self.top_ups)):
             ordered: list[Ordered[E]] = []
             for decision in plan.decisions:
@@ -193,7 +198,7 @@ class Simulation:
                 value = encode(decision)
                 if value is not None:
                     expiry = mailboxes[mailbox_id].expires_on.toordinal()
-                    ordered.append((expiry, mailbox_id, next(n), value))
+                    ordered.append((expiry, mailbox_id, value))
             if ordered:
                 chunks.append((index, spill.put(ordered)))
         return chunks
