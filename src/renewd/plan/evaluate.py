@@ -147,18 +147,27 @@ class Evaluator:
         for account_id, members in accounts.items():
             if len(members) == 1 and not self._possible_in(members[0], window):
                 continue  # no step can be due, and no other mailbox shares the purse
-            for turn in self.walk(members, window, history, account_id in disputed):
+            for turn in self.walk(members, window, history, account_id in disputed, True):
                 if turn.decisions:
                     per_mailbox.append((_order(turn.mailbox), turn.decisions))
         per_mailbox.sort(key=lambda item: item[0])
         return DayPlan(window.today, [d for _, decisions in per_mailbox for d in decisions])
 
     def walk(
-        self, members: list[Mailbox], window: Window, history: History, disputed: bool = False
+        self,
+        members: list[Mailbox],
+        window: Window,
+        history: History,
+        disputed: bool = False,
+        checked: bool = False,
     ) -> list[Turn]:
         """One account's mailboxes in the plan's order, each with the money it could count on,
         its decisions, and what it did to the purse: a renewal made spends its fee, one still to
-        come before a later mailbox's promises it (`plan`; `explain` shows it)."""
+        come before a later mailbox's promises it (`plan`; `explain` shows it).
+
+        A mailbox no step can be due for is not asked about in the history (a ledger's history
+        notes the cycles it is asked about); `checked`: a lone mailbox is known to have one.
+        """
         shared = len(members) > 1
         if shared:
             members = sorted(members, key=_order)
@@ -166,7 +175,8 @@ class Evaluator:
         if not shared and not disputed:  # most accounts: no purse to share
             mailbox = members[0]
             funds = Funds(mailbox.balance - unseen)
-            decisions = self._decide(mailbox, window, funds, history)
+            decide = self._decide if checked else self._decide_if_possible
+            decisions = decide(mailbox, window, funds, history)
             spends = any(d.kind is DEDUCT and not d.superseded_by for d in decisions)
             return [Turn(mailbox, funds, decisions, SPENDS if spends else "")]
         turns = []
@@ -209,8 +219,8 @@ class Evaluator:
         money: bool = True,
         short: bool = False,
     ) -> list[Decision]:
-        """`_decide`, without asking the history about a mailbox no step can be due for (a lone
-        mailbox's account was asked that already, by `plan`)."""
+        """`_decide`, for a mailbox some step can be due for in the window (no other is asked
+        about in the history)."""
         if not self._possible_in(mailbox, window):
             return []
         return self._decide(mailbox, window, funds, history, money, short)
