@@ -1,7 +1,8 @@
 """`renewd simulate`, `diff` and `forecast` over a range at scale: wall time and peak memory.
 
 `python bench/simulate.py [--counts 100000 1000000] [--days 90] [--commands simulate diff
-forecast]`. Each run is its own process group, measured by a small wrapper so that peak RSS is
+forecast] [--snapshot FILE]` (FILE: a snapshot made already, used instead of one generated per
+count). Each run is its own process group, measured by a small wrapper so that peak RSS is
 that command's alone (the largest of its processes: the range is worked out by two at once on
 two CPUs); times are the best of `--repeat` runs. The output is counted, then thrown away.
 `diff` compares the shipped rules with the same rules reminding a day later (D-14 for D-15):
@@ -51,6 +52,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument(
+        "--snapshot",
+        type=Path,
+        help="use this snapshot (left as it is) instead of generating one per count; its rows "
+        "are counted",
+    )
+    parser.add_argument(
         "--commands", nargs="+", default=["simulate", "diff", "forecast"], choices=COMMANDS
     )
     args = parser.parse_args()
@@ -70,9 +77,11 @@ def main() -> None:
         f"{'command':>9}  {'rows':>9}  {'days':>4}  {'time':>8}  {'CPU':>8}  {'peak RSS':>9}  "
         f"{'lines':>9}"
     )
-    for count in args.counts:
-        snapshot = work / f"snapshot-{count}.csv"
-        generate(count, snapshot)
+    given = args.snapshot
+    for count in [_rows(given)] if given else args.counts:
+        snapshot = given or work / f"snapshot-{count}.csv"
+        if not given:
+            generate(count, snapshot)
         common = ["--config", str(config), "--snapshot", str(snapshot), *span]
         commands = {
             "simulate": [renewd, "simulate", *common, "--format", "jsonl"],
@@ -97,7 +106,13 @@ def main() -> None:
                 f"{rss:>6.0f} MB  {runs[0][2]:>9}",
                 flush=True,
             )
-        snapshot.unlink()
+        if not given:
+            snapshot.unlink()
+
+
+def _rows(snapshot: Path) -> int:
+    with snapshot.open("rb") as lines:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: lines.read(1 << 20), b"")) - 1
 
 
 COMMANDS = ("simulate", "diff", "forecast")

@@ -30,7 +30,6 @@ from renewd.cli.options import (
 from renewd.cli.progress import shown
 from renewd.core.errors import RenewdError
 from renewd.core.meter import Meter
-from renewd.core.model import Decision
 from renewd.plan.day import plan_day
 
 if TYPE_CHECKING:  # the simulator is imported only by the command that runs it
@@ -52,7 +51,7 @@ def dry_run(config: Path, snapshot: Path | None, day: datetime | None, fmt: str)
     when = day.date() if day else today(policy)
     meter = Meter()
     # jsonl lines are made by the processes that plan the day; the table needs the decisions
-    encode = _action_line if fmt == "jsonl" else None
+    encode = report.ActionLine() if fmt == "jsonl" else None
     with ledger_of(cfg) as ledger, shown(meter):
         result = plan_day(
             cfg, policy, snapshot or cfg_snapshot(cfg, when), when, ledger, meter=meter,
@@ -121,10 +120,14 @@ def simulate(
     with shown(meter, streaming=fmt == "jsonl"):
         path = snapshot or cfg_snapshot(cfg, start.date())
         simulation = Simulation(cfg, policy, path, mailboxes, meter, top_ups=top_ups)
-        days = simulation.run(start.date(), end.date())
-        # jsonl goes out day by day; the table is aligned, so it is held whole anyway and
-        # printed once the bar is gone
-        plans = emit_actions(days, fmt) if fmt == "jsonl" else list(days)
+        # jsonl goes out day by day, made by the processes that simulate; the table is
+        # aligned, so it is held whole anyway and printed once the bar is gone
+        if fmt == "jsonl":
+            lines = simulation.encoded(start.date(), end.date(), report.ActionLine())
+            report.write_lines(lines, sys.stdout)
+            plans = []
+        else:
+            plans = list(simulation.run(start.date(), end.date()))
     if fmt == "table":
         plans = emit_actions(plans, fmt)
     emit_footer(plans, simulation.snapshot, fmt)
@@ -192,8 +195,3 @@ def render(
         click.echo(note, err=True)
     for heading, text in sections:
         click.echo(f"----- {heading}\n{text}", nl=False)
-
-
-def _action_line(decision: Decision) -> str | None:
-    """What `--format jsonl` prints for a decision: superseded ones are a table's explanation."""
-    return None if decision.superseded_by else report.json_line(report.decision_record(decision))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 from collections import Counter
@@ -51,18 +52,71 @@ LINE_BREAKS = re.compile("[\u2028\u2029\x85]")
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
+_string = json.encoder.encode_basestring  # what _ENCODER writes a str with (ensure_ascii off)
+
+
 def json_line(record: dict[str, Any]) -> str:
     """One record, one line, whatever a consumer counts as a line break (str.splitlines too)."""
-    text = _ENCODER.encode(record)
-    return LINE_BREAKS.sub(lambda found: f"\\u{ord(found[0]):04x}", text) + "\n"
+    return LINE_BREAKS.sub(_escaped, _ENCODER.encode(record)) + "\n"
+
+
+def _escaped(found: re.Match[str]) -> str:
+    return f"\\u{ord(found[0]):04x}"
+
+
+class ActionLine:
+    """`json_line(decision_record(d))` for an action, None for a superseded decision (a table-mode
+    explanation, never a jsonl line): the same text, made several times faster by encoding what a
+    rule fixes (its id, the action, channel and template) once. Picklable and stateless but for
+    that cache, so the processes of a simulation each encode their share."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, Kind, str, str], tuple[str, str]] = {}
+
+    def __call__(self, decision: Decision) -> str | None:
+        if decision.superseded_by:
+            return None
+        kind = decision.kind
+        parts = self._parts.get((decision.rule, kind, decision.channel, decision.template))
+        if parts is None:
+            parts = self._fixed(decision)
+        middle, tail = parts
+        if kind is Kind.DEDUCT:
+            amount, currency = _string(str(decision.amount)), _string(decision.currency)
+            tail = f', "amount": {amount}, "currency": {currency}}}\n'
+        line = (
+            f'{{"date": "{decision.date.isoformat()}", '
+            f'"mailbox_id": {_string(decision.mailbox_id)}, '
+            f'"account_id": {_string(decision.account_id)}{middle}{decision.cycle.isoformat()}", '
+            f'"step": {decision.step:d}{tail}'
+        )
+        return line if line.isascii() else LINE_BREAKS.sub(_escaped, line)
+
+    def _fixed(self, decision: Decision) -> tuple[str, str]:
+        kind = decision.kind
+        middle = f', "rule": {_string(decision.rule)}, "action": {_string(kind.value)}, "cycle": "'
+        tail = "}\n"
+        if kind is Kind.NOTIFY:
+            channel, template = _string(decision.channel), _string(decision.template)
+            tail = f', "channel": {channel}, "template": {template}}}\n'
+        key = (decision.rule, kind, decision.channel, decision.template)
+        parts = self._parts[key] = (middle, tail)
+        return parts
 
 
 def write_jsonl(plans: Iterable[DayPlan], out: TextIO) -> None:
     """Only actions that would be taken; superseded ones are a table-mode explanation."""
+    encode = ActionLine()
     for plan in plans:
-        for decision in plan.decisions:
-            if not decision.superseded_by:
-                out.write(json_line(decision_record(decision)))
+        lines = filter(None, map(encode, plan.decisions))
+        while batch := "".join(itertools.islice(lines, 1024)):  # a big day: a few at a time
+            out.write(batch)
+
+
+def write_lines(days: Iterable[tuple[date, list[str]]], out: TextIO) -> None:
+    """Lines made already (`ActionLine`), a day at a time."""
+    for _day, lines in days:
+        out.write("".join(lines))
 
 
 def step_label(decision: Decision) -> str:

@@ -8,6 +8,7 @@ but, on a big day, its own temporary file.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import zlib
 from array import array
@@ -24,6 +25,7 @@ from renewd.core.meter import Meter
 from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
 from renewd.plan.fork import alternate
+from renewd.plan.packed import pack, unpack
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot, Wanted, taken_at
 from renewd.snapshot.spill import Place, Spill
@@ -162,6 +164,7 @@ class Candidates:
         # Where each bucket's batches went, as offset, size pairs: a tuple each would cost more
         # than the mailboxes' share of memory on a snapshot of millions.
         self._spilled = [array("q") for _ in range(BUCKETS)]
+        self._sizes = [0] * BUCKETS  # mailboxes on disk, by bucket
 
     def add(self, mailbox: Mailbox) -> None:
         self._held[zlib.crc32(mailbox.account_id.encode()) % BUCKETS].append(mailbox)
@@ -171,24 +174,41 @@ class Candidates:
 
     def groups(self, excluded: set[str]) -> Iterator[list[Mailbox]]:
         """Whole accounts, about `limit` mailboxes at a time (all at once if none went to disk)."""
-        group: list[Mailbox] = []
+        for _, load in self.parts(excluded):
+            yield load()
+
+    def parts(self, excluded: set[str]) -> Iterator[tuple[int, Callable[[], list[Mailbox]]]]:
+        """The groups as `groups` makes them, each as its size and a function that reads it:
+        two processes that share the groups each read only their own."""
+        pieces: list[Place | list[Mailbox]] = []
+        size = 0
         for bucket, held in enumerate(self._held):
             places = self._spilled[bucket]
-            for n in range(0, len(places), 2):
+            pieces += [(places[n], places[n + 1]) for n in range(0, len(places), 2)]
+            pieces.append(held)
+            size += self._sizes[bucket] + len(held)
+            if self.spill is not None and size >= self.limit:
+                yield size, functools.partial(self._load, pieces, excluded)
+                pieces, size = [], 0
+        if size or self.spill is None:
+            yield size, functools.partial(self._load, pieces, excluded)
+
+    def _load(self, pieces: list[Place | list[Mailbox]], excluded: set[str]) -> list[Mailbox]:
+        group: list[Mailbox] = []
+        for piece in pieces:
+            if isinstance(piece, list):
+                group += piece
+            else:
                 assert self.spill is not None  # noqa: S101 - places exist only once spilled
-                group += self.spill.get((places[n], places[n + 1]))
-            group += held
-            if self.spill is not None and len(group) >= self.limit:
-                yield [m for m in group if m.mailbox_id not in excluded]
-                group = []
-        if group or self.spill is None:
-            yield [m for m in group if m.mailbox_id not in excluded]
+                group += map(unpack, self.spill.get(piece))
+        return [m for m in group if m.mailbox_id not in excluded]
 
     def _write(self) -> None:
         self.spill = self.spill or Spill()
         for bucket, held in enumerate(self._held):
             if held:
-                self._spilled[bucket].extend(self.spill.put(held))
+                self._spilled[bucket].extend(self.spill.put(list(map(pack, held))))
+                self._sizes[bucket] += len(held)
                 self._held[bucket] = []
         self._count = 0
 
@@ -264,10 +284,11 @@ def _plan(result: DayResult, candidates: Candidates, ledger: Past | None, meter:
     snapshot = result.snapshot
     visible = {m.mailbox_id: m.expires_on for m in result.watched.values()}
 
-    def groups() -> Iterator[list[Mailbox]]:
-        for group in candidates.groups(snapshot.duplicates):
-            yield group
-            meter.advance(len(group))
+    def groups() -> Iterator[Callable[[], list[Mailbox]]]:
+        """Each group as a function that reads it: each process reads only its own."""
+        for size, load in candidates.parts(snapshot.duplicates):
+            yield load
+            meter.advance(size)
 
     def planned(group: list[Mailbox]) -> Part:
         mailboxes = {m.mailbox_id: m for m in group}
@@ -280,12 +301,12 @@ def _plan(result: DayResult, candidates: Candidates, ledger: Past | None, meter:
         plan = result.evaluator.plan(group, result.window, history, snapshot.conflicting_accounts)
         return Part(mailboxes, history, list(plan.decisions))
 
-    def work(group: list[Mailbox], spill: Spill) -> Stored:
-        return _store(planned(group), spill, result.keep_parts, result.encode)
+    def work(load: Callable[[], list[Mailbox]], spill: Spill) -> Stored:
+        return _store(planned(load()), spill, result.keep_parts, result.encode)
 
     if candidates.spill is None:
-        for group in groups():
-            result.add(planned(group))
+        for load in groups():
+            result.add(planned(load()))
         return
     for spill, stored in alternate(groups, work, worth_it=ledger is None):
         result.adopt(spill, stored)

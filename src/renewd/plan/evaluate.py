@@ -17,6 +17,7 @@ from renewd.core.facts import derive
 from renewd.core.history import History
 from renewd.core.model import Anchor, Decision, Kind, Mailbox, StepKey
 from renewd.core.money import Funds, Purse
+from renewd.plan.actions import Actions, step_key
 from renewd.policy.engine import Engine
 from renewd.policy.model import Policy, Rule
 
@@ -24,6 +25,7 @@ from renewd.policy.model import Policy, Rule
 # descriptor call, and a long simulation makes millions of them.
 EXPIRY, DOMAIN = Anchor.EXPIRY, Anchor.DOMAIN
 DEDUCT, NOTIFY, DELETE = Kind.DEDUCT, Kind.NOTIFY, Kind.DELETE
+CYCLES = 1 << 16  # cycles kept (`Evaluator._cycle`); past that the memo starts afresh
 
 
 @dataclass
@@ -110,6 +112,8 @@ class Evaluator:
         self.look_ahead = ahead  # days
         expiry = self._steps[Anchor.EXPIRY] | eve | set(range(-ahead, 1))
         self._watched = {**self._steps, Anchor.EXPIRY: expiry}
+        self._cycles: dict[tuple[date, int, int | None, int | None, date | None], Cycle] = {}
+        self._actions = Actions()
 
     def window(self, today: date, since: date | None = None) -> Window:
         """Days after `since` up to `today` (just `today` when `since` is None or not earlier)."""
@@ -143,37 +147,54 @@ class Evaluator:
         for account_id, members in accounts.items():
             if len(members) == 1 and not self._possible_in(members[0], window):
                 continue  # no step can be due, and no other mailbox shares the purse
-            for turn in self.walk(members, window, history, account_id in disputed):
+            for turn in self.walk(members, window, history, account_id in disputed, True):
                 if turn.decisions:
                     per_mailbox.append((_order(turn.mailbox), turn.decisions))
         per_mailbox.sort(key=lambda item: item[0])
         return DayPlan(window.today, [d for _, decisions in per_mailbox for d in decisions])
 
     def walk(
-        self, members: list[Mailbox], window: Window, history: History, disputed: bool = False
+        self,
+        members: list[Mailbox],
+        window: Window,
+        history: History,
+        disputed: bool = False,
+        checked: bool = False,
     ) -> list[Turn]:
         """One account's mailboxes in the plan's order, each with the money it could count on,
         its decisions, and what it did to the purse: a renewal made spends its fee, one still to
-        come before a later mailbox's promises it (`plan`; `explain` shows it)."""
-        if len(members) > 1:
+        come before a later mailbox's promises it (`plan`; `explain` shows it).
+
+        A mailbox no step can be due for is not asked about in the history (a ledger's history
+        notes the cycles it is asked about); `checked`: a lone mailbox is known to have one.
+        """
+        shared = len(members) > 1
+        if shared:
             members = sorted(members, key=_order)
         unseen = history.unseen_debits(members[0].account_id)
+        if not shared and not disputed:  # most accounts: no purse to share
+            mailbox = members[0]
+            funds = Funds(mailbox.balance - unseen)
+            decide = self._decide if checked else self._decide_if_possible
+            decisions = decide(mailbox, window, funds, history)
+            spends = any(d.kind is DEDUCT and not d.superseded_by for d in decisions)
+            return [Turn(mailbox, funds, decisions, SPENDS if spends else "")]
         turns = []
         if disputed:
             for mailbox in members:
                 funds = Funds(mailbox.balance - unseen)
-                decisions = self._decide(mailbox, window, funds, history, money=False)
+                decisions = self._decide_if_possible(mailbox, window, funds, history, money=False)
                 turns.append(Turn(mailbox, funds, decisions, ""))
             return turns
         purse = Purse(members[0].balance, unseen)
         for mailbox in members:
             funds = purse.funds
-            decisions = self._decide(mailbox, window, funds, history)
+            decisions = self._decide_if_possible(mailbox, window, funds, history)
             effect = ""
             if any(d.kind is DEDUCT and not d.superseded_by for d in decisions):
                 purse.spend(mailbox.renewal_fee)
                 effect = SPENDS
-            elif len(members) > 1 and self._renews_later(mailbox, window.today, funds, history):
+            elif self._renews_later(mailbox, window.today, funds, history):
                 purse.promise(mailbox.renewal_fee)
                 effect = PROMISES
             turns.append(Turn(mailbox, funds, decisions, effect))
@@ -187,7 +208,22 @@ class Evaluator:
         Exactly as if the balance had been short: the policy's failure path, worked out now so
         that it can stand by in the ledger and go out the moment a decline is recorded.
         """
-        return self._decide(mailbox, window, funds, history, short=True)
+        return self._decide_if_possible(mailbox, window, funds, history, short=True)
+
+    def _decide_if_possible(
+        self,
+        mailbox: Mailbox,
+        window: Window,
+        funds: Funds,
+        history: History,
+        money: bool = True,
+        short: bool = False,
+    ) -> list[Decision]:
+        """`_decide`, for a mailbox some step can be due for in the window (no other is asked
+        about in the history)."""
+        if not self._possible_in(mailbox, window):
+            return []
+        return self._decide(mailbox, window, funds, history, money, short)
 
     def _decide(
         self,
@@ -207,8 +243,6 @@ class Evaluator:
         made then, and never after the expiry day. A missed retry (`auto_renew_retry`, opt-in)
         counts as due today until the deletion step: renewing is still possible until then.
         """
-        if not self._possible_in(mailbox, window):
-            return []
         state = history.cycle(mailbox.mailbox_id, mailbox.expires_on)
         due, cycle = self._due_steps(mailbox, window, funds.available, state, history, money, short)
         if cycle is None:
@@ -222,6 +256,9 @@ class Evaluator:
             current = rule.deduct and rule.anchor is EXPIRY and (renewable or late)
             return (today if current else day, rule.priority)
 
+        if len(due) == 1:  # alone, a step is its group's winner
+            rule, key, _ = due[0]
+            return self._actions.of(rule, key, mailbox, today, "", funds, cycle)
         winners: dict[str, tuple[tuple[date, int], Rule]] = {}
         for rule, _, day in due:
             best = winners.get(rule.group)
@@ -231,7 +268,9 @@ class Evaluator:
         for rule, key, _ in sorted(due, key=lambda item: (-item[0].priority, item[0].id)):
             winner = winners[rule.group][1] if rule.group else rule
             superseded_by = "" if winner is rule else winner.id
-            decisions.extend(self._actions(rule, key, mailbox, today, superseded_by, funds, cycle))
+            decisions.extend(
+                self._actions.of(rule, key, mailbox, today, superseded_by, funds, cycle)
+            )
         return decisions
 
     def _due_steps(
@@ -255,26 +294,40 @@ class Evaluator:
         for day in window.days:
             if not self._possible_on(mailbox, day):
                 continue
-            facts = derive(
-                mailbox, day, is_paid=is_paid, available=available, cycle=state, short=short
-            )
-            for rule_id in self.engine.matches(facts):
+            for rule_id in self.engine.matches_of(mailbox, day, is_paid, available, state, short):
                 rule = self._rules[rule_id]
                 if money or not rule.money:
                     latest[rule_id] = (rule, day)
         if not latest:
             return [], None
-        cycle = cycle_of(mailbox, state)
+        cycle = self._cycle(mailbox, state)
         due = []
         for rule, day in latest.values():
             if rule.anchor is EXPIRY and not cycle.holds(day):
                 continue
             anchor_date = mailbox.anchor_date(rule.anchor)
             assert anchor_date is not None  # noqa: S101 - the engine only matches present dates
-            key = StepKey(mailbox.mailbox_id, rule.id, anchor_date, (day - anchor_date).days)
+            key = step_key(mailbox.mailbox_id, rule.id, anchor_date, (day - anchor_date).days)
             if not history.done(key):
                 due.append((rule, key, day))
         return due, cycle
+
+    def _cycle(self, mailbox: Mailbox, state: CycleState) -> Cycle:
+        """`cycle_of`, kept by the only values it reads (a pure function of them): a range's
+        mailboxes share a few thousand."""
+        key = (
+            mailbox.expires_on,
+            mailbox.renewal_months,
+            mailbox.anchor_day,
+            state.anchor_day,
+            state.began,
+        )
+        cycle = self._cycles.get(key)
+        if cycle is None:
+            if len(self._cycles) >= CYCLES:
+                self._cycles.clear()
+            cycle = self._cycles[key] = cycle_of(mailbox, state)
+        return cycle
 
     def _renews_later(self, mailbox: Mailbox, today: date, funds: Funds, history: History) -> bool:
         """Whether a deducting rule will renew the mailbox on a later day before it expires, with
@@ -319,52 +372,6 @@ class Evaluator:
             return True
         domain = mailbox.domain_expires_on
         return domain is not None and (day - domain).days in self._domain_steps
-
-    @staticmethod
-    def _actions(
-        rule: Rule,
-        key: StepKey,
-        mailbox: Mailbox,
-        today: date,
-        superseded_by: str,
-        funds: Funds,
-        cycle: Cycle,
-    ) -> list[Decision]:
-        """A rule's actions in the order they happen: charge, tell, then delete."""
-
-        def make(
-            kind: Kind, channel: str = "", amount: Decimal | None = None, currency: str = ""
-        ) -> Decision:
-            # positional, in the fields' order: millions are made in a long simulation
-            return Decision(
-                today,
-                mailbox.mailbox_id,
-                mailbox.account_id,
-                rule.id,
-                key.cycle,
-                key.step,
-                kind,
-                rule.anchor,
-                channel,
-                rule.template if channel else "",
-                amount,
-                currency,
-                superseded_by,
-                funds,
-                cycle.next_end,
-                cycle.anchor_day,
-            )
-
-        actions = []
-        if rule.deduct:
-            actions.append(make(DEDUCT, "", mailbox.renewal_fee, mailbox.currency))
-        for channel in rule.notify:
-            if channel == "sms" and not mailbox.phone:
-                continue
-            actions.append(make(NOTIFY, channel))
-        if rule.delete:
-            actions.append(make(DELETE))
-        return actions
 
 
 def _order(mailbox: Mailbox) -> tuple[date, str]:

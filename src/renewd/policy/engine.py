@@ -13,7 +13,10 @@ Each fact is asserted alone and retracted, so the answer depends only on the val
 the policy reads: it is kept per combination of them (a bounded memo), and the engine is asked
 once per combination. A number compared only with constants counts by where it falls among them
 (12 and 13 answer alike when the policy names 7 and 15), so a simulation over months asks the
-engine a few hundred questions instead of millions.
+engine a few hundred questions instead of millions. The memo's key is worked out from the
+mailbox directly (`matches_of`), only for the facts the policy reads, by the formulas `derive`
+itself is made of (`core.facts.FORMULAS`): the same values, so the same key and the same answer,
+without building the whole set of facts for each mailbox and day.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ import itertools
 import json
 from bisect import bisect
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import durable_rules_engine
 
+from renewd.core.cycles import CycleState
 from renewd.core.errors import Problem, ProblemsError
-from renewd.core.facts import FACTS, FactType
+from renewd.core.facts import FACTS, FactType, derive, deriver
+from renewd.core.model import Mailbox
 from renewd.policy.conditions import comparisons, engine_value, referenced, to_durable
 from renewd.policy.model import Policy
 
@@ -55,6 +63,7 @@ class Engine:
         self.fields = sorted(set().union(*(referenced(rule.when) for rule in policy.rules)))
         self._memo: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self._ranked = _ranked(policy, self.fields)
+        self._derive = deriver(self.fields)
         try:
             self._handle = durable_rules_engine.create_ruleset(self._name, self.definition_json)
         except Exception as exc:  # the engine's own error type, with a numeric code
@@ -66,7 +75,31 @@ class Engine:
 
     def matches(self, facts: dict[str, Any]) -> tuple[str, ...]:
         """Ids of every rule whose condition holds for these facts, in engine order."""
-        values = list(map(facts.get, self.fields))  # None: absent (no fact is None)
+        return self._answer(list(map(facts.get, self.fields)), lambda: facts)
+
+    def matches_of(
+        self,
+        mailbox: Mailbox,
+        day: date,
+        is_paid: bool,
+        available: Decimal,
+        cycle: CycleState,
+        short: bool = False,
+    ) -> tuple[str, ...]:
+        """`matches(derive(mailbox, day, ...))`, with only the facts the policy reads worked
+        out (by the same formulas: `core.facts.deriver`) unless the engine must be asked."""
+        values = list(self._derive(mailbox, day, is_paid, available, cycle, short))
+
+        def facts() -> dict[str, Any]:
+            return derive(
+                mailbox, day, is_paid=is_paid, available=available, cycle=cycle, short=short
+            )
+
+        return self._answer(values, facts)
+
+    def _answer(self, values: list[Any], facts: Callable[[], dict[str, Any]]) -> tuple[str, ...]:
+        """The memo's answer for the values of `fields` (None: absent; no fact is None); on a
+        miss the engine is asked with `facts()`."""
         for index, bounds, named in self._ranked:
             value = values[index]
             if value is not None and value not in named:
@@ -76,7 +109,7 @@ class Engine:
         if known is None:
             if len(self._memo) >= MEMO:
                 self._memo.clear()
-            known = self._memo[key] = self._ask(facts)
+            known = self._memo[key] = self._ask(facts())
         return known
 
     def _ask(self, facts: dict[str, Any]) -> tuple[str, ...]:
