@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from renewd.core.model import Anchor, Decision, Kind, StepKey
+from renewd.core.model import Anchor, Decision, Kind, StepKey, constructor
 from renewd.core.money import Funds
-from renewd.plan.actions import constructor, decision, step_key
+from renewd.plan.actions import decision, step_key
 from renewd.plan.packed import pack, unpack
 
 from support import BASE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 from enum import StrEnum
@@ -33,26 +34,50 @@ def pickled_by_fields(cls: type[T]) -> type[T]:
     return cls
 
 
+def constructor(cls: type[T]) -> Callable[..., T]:
+    """A function taking every field of `cls` in order, positionally, and returning the instance
+    its `__init__` would make, without the call through the class (the evaluator's hot path)."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    head = f"def make({', '.join(names)}):\n    self = _new(_cls)\n"
+    make: Callable[..., T] = _through_slots(cls, head, "    return self\n", {"_cls": cls})
+    return make
+
+
 def _quick_init(cls: type[Any]) -> None:
     """Replace a frozen, slotted dataclass's `__init__` with one that sets each slot through its
-    member descriptor (no default factories, no `__post_init__`: checked here)."""
-    if hasattr(cls, "__post_init__") or any(f.default_factory is not MISSING for f in fields(cls)):
-        raise TypeError(f"{cls.__name__}: a quick __init__ cannot run __post_init__ or factories")
+    member descriptor: the same fields and defaults."""
     scope: dict[str, Any] = {}
-    params, body = [], []
+    params = []
     for n, f in enumerate(fields(cls)):
-        scope[f"_set{n}"] = cls.__dict__[f.name].__set__
         if f.default is MISSING:
             params.append(f.name)
         else:
             scope[f"_default{n}"] = f.default
             params.append(f"{f.name}=_default{n}")
-        body.append(f"    _set{n}(self, {f.name})\n")
-    source = f"def __init__(self, {', '.join(params)}):\n{''.join(body)}"
-    exec(source, scope)  # noqa: S102 - the source is built from the class's own field names
-    init = scope["__init__"]
+    init = _through_slots(cls, f"def __init__(self, {', '.join(params)}):\n", "", scope)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     cls.__init__ = init
+
+
+def _through_slots(
+    cls: type[Any], head: str, tail: str, scope: dict[str, Any]
+) -> Callable[..., Any]:
+    """The function `head` + a line setting each field on `self` through its slot's own setter
+    (which a frozen class's `__setattr__` does not guard) + `tail`. Only a class whose
+    `__init__` does nothing else qualifies: no `__post_init__`, no default factory, no field
+    left out of `__init__`; anything else is refused, once, at import."""
+    plain = all(f.init and f.default_factory is MISSING for f in fields(cls))
+    if hasattr(cls, "__post_init__") or not plain or "__slots__" not in vars(cls):
+        raise TypeError(f"{cls.__name__}: not a plain slotted dataclass")
+    scope = {**scope, "_new": object.__new__}
+    body = []
+    for n, f in enumerate(fields(cls)):
+        scope[f"_set{n}"] = cls.__dict__[f.name].__set__
+        body.append(f"    _set{n}(self, {f.name})\n")
+    exec(head + "".join(body) + tail, scope)  # noqa: S102 - made from the class's field names
+    name = head.split("(", 1)[0].removeprefix("def ")
+    made: Callable[..., Any] = scope[name]
+    return made
 
 
 class Kind(StrEnum):

@@ -4,39 +4,14 @@ without the frozen dataclass's `__init__`, which sets each field through `object
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import MISSING, fields
 from datetime import date
-from typing import Any, TypeVar
 
 from renewd.core.cycles import Cycle
-from renewd.core.model import Decision, Kind, Mailbox, StepKey
+from renewd.core.model import Decision, Kind, Mailbox, StepKey, constructor
 from renewd.core.money import Funds
 from renewd.policy.model import Rule
 
-T = TypeVar("T")
 DEDUCT, NOTIFY, DELETE = Kind.DEDUCT, Kind.NOTIFY, Kind.DELETE  # plain names: see plan.evaluate
-
-
-def constructor(cls: type[T]) -> Callable[..., T]:
-    """A function taking every field of `cls` (a slotted dataclass) in order, positionally, and
-    returning the instance its `__init__` would make: the same fields set to the same values,
-    through the slots' own setters (which a frozen class's `__setattr__` does not guard).
-
-    Only a class whose `__init__` does nothing else qualifies: no `__post_init__`, no field left
-    out of `__init__`; anything else is refused here, once, at import.
-    """
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    plain = all(f.init and f.default_factory is MISSING for f in fields(cls))  # type: ignore[arg-type]
-    if hasattr(cls, "__post_init__") or not plain or "__slots__" not in vars(cls):
-        raise TypeError(f"{cls.__name__}: not a plain slotted dataclass")
-    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    scope.update({f"set_{name}": getattr(cls, name).__set__ for name in names})
-    body = "".join(f"    set_{name}(self, {name})\n" for name in names)
-    source = f"def make({', '.join(names)}):\n    self = new(cls)\n{body}    return self\n"
-    exec(source, scope)  # noqa: S102 - our own text, made from the class's field names
-    make: Callable[..., T] = scope["make"]
-    return make
 
 
 decision = constructor(Decision)

@@ -11,8 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from renewd.core.model import Mailbox
-from renewd.plan.actions import constructor
+from renewd.core.model import Mailbox, constructor
 
 Packed = tuple[Any, ...]
 
