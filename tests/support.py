@@ -208,12 +208,6 @@ class Project:
 # --- `renewd serve` as a process --------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Served:
     """A `renewd serve` process whose log lines the test reads as they come."""
 

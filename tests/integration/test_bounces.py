@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from peers import mta
+from peers.ports import free_port
 from peers.smtp import PASSWORD, SmtpPeer
 
-from support import Project, Served, csv_row, free_port, get, until
+from support import Project, Served, csv_row, get, until
 
 DAY = date(2026, 12, 1)
 VERP = "bounces+{id}@bounce.example.com"

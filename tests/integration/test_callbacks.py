@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
+from peers.ports import free_ports
 from peers.twilio import ACCOUNT, OK, TOKEN, TwilioPeer, post_form, sign, twilio_settings
 from renewd.config.plugins import Secret
 from renewd.core.delivery import Receipt
 from renewd.service.callbacks import Callbacks
 
-from support import Project, Served, csv_row, exchange, free_port, get, until
+from support import Project, Served, csv_row, exchange, get, until
 
 DAY = date(2026, 12, 1)
 URL = "https://renewd.example.com/twilio/status"  # what Twilio is told, behind a proxy
@@ -51,7 +52,7 @@ def test_signed_callbacks_move_each_sms_forward_and_nothing_else_changes_it(
     tmp_path: Path, served: list[Served], ledger: str
 ) -> None:
     with TwilioPeer() as twilio:
-        port, receiving = free_port(), free_port()
+        port, receiving = free_ports(2)
         project = Project(
             tmp_path,
             sms=twilio_settings(twilio.url),

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from peers.ports import free_port
 from peers.postgres import Postgres
 from peers.smtp import PASSWORD, SmtpPeer
 from renewd.state.lock import RunLock
@@ -26,7 +27,6 @@ from support import (
     assert_stopped_midway,
     csv_row,
     end_session,
-    free_port,
     get,
     lock_session,
     queue_for_lock,

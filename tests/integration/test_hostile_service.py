@@ -20,17 +20,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from peers.ports import free_port
+
 from support import Project, csv_row, until
 
 DAY = date(2026, 12, 1)
 MEMORY = 2 << 30
 HOSTILE = "{{ 2 ** (10 ** 10) }}\n"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def limited() -> None:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -27,6 +26,8 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from peers.ports import free_port
 
 from support import ROOT, Project, csv_row, until
 
@@ -103,12 +104,6 @@ def test_every_dashboard_query_is_valid_promql(promtool: str, tmp_path: Path) ->
     )
     board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     assert board["uid"] == "renewd" and len(queries) >= 15
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape(port: int, path: str) -> str:

@@ -10,10 +10,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from peers import mta
+from peers.ports import free_ports
 from peers.smtp import PASSWORD, SmtpPeer
 from peers.twilio import TOKEN, TwilioPeer, twilio_settings
 
-from support import ROOT, Project, Served, csv_row, free_port, get
+from support import ROOT, Project, Served, csv_row, get
 
 POLICY = ROOT / "examples" / "policies" / "receipts"
 EXPIRED = date(2026, 11, 4)  # 2026-12-01 is D+27
@@ -32,7 +33,7 @@ class World:
 
     def __init__(self, tmp_path: Path, smtp: SmtpPeer, twilio: TwilioPeer) -> None:
         self.smtp, self.twilio, self.folder = smtp, twilio, mta.maildir(tmp_path / "bounces")
-        self.port, self.receiving = free_port(), free_port()
+        self.port, self.receiving = free_ports(2)
         self.deleted: set[str] = set()  # gone from the next export
         self.project = Project(
             tmp_path,

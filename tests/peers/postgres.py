@@ -13,7 +13,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from peers.ports import free_port
 
 USER = "renewd"
 
@@ -31,12 +32,6 @@ def _binaries() -> Path | None:
             return Path(candidate)
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     return found[-1].parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Postgres:
@@ -71,7 +66,7 @@ def running_postgres() -> Iterator[Postgres]:
         owner = next(u for u in ("postgres", "nobody") if _exists(u))
         shutil.chown(root, owner)
         prefix = ["runuser", "-u", owner, "--"]
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     _quietly([*prefix, str(binaries / "initdb"), "-D", str(data), "-U", USER, "-A", "trust"])
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     start = [str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w"]
