@@ -17,7 +17,7 @@ from renewd.cli.options import load
 from renewd.cli.report import decision_record, json_line, write_jsonl
 from renewd.core.model import Decision, Kind
 from renewd.plan import day as day_module
-from renewd.plan import fork
+from renewd.plan import fork, merge
 from renewd.plan import simulate as simulate_module
 from renewd.plan.day import plan_day
 from renewd.plan.simulate import Simulation
@@ -77,6 +77,8 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(claims, "LIMIT", 8)
     monkeypatch.setattr(db, "BATCH", 3)  # the ledger's reads
     monkeypatch.setattr(plans, "BATCH", 3)  # and its writes
+    monkeypatch.setattr(merge, "FAN_IN", 3)  # a simulated day's runs, merged three at a time
+    monkeypatch.setattr(merge, "BLOCK", 2)
 
 
 def action_line(decision: Decision) -> str | None:

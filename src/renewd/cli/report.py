@@ -113,10 +113,10 @@ def write_jsonl(plans: Iterable[DayPlan], out: TextIO) -> None:
             out.write(batch)
 
 
-def write_lines(days: Iterable[tuple[date, list[str]]], out: TextIO) -> None:
+def write_lines(days: Iterable[tuple[date, Iterable[str]]], out: TextIO) -> None:
     """Lines made already (`ActionLine`), a day at a time."""
     for _day, lines in days:
-        out.write("".join(lines))
+        out.writelines(lines)
 
 
 def step_label(decision: Decision) -> str:

@@ -9,7 +9,6 @@ but, on a big day, its own temporary file.
 from __future__ import annotations
 
 import functools
-import heapq
 import zlib
 from array import array
 from collections import Counter
@@ -25,6 +24,7 @@ from renewd.core.meter import Meter
 from renewd.core.model import Anchor, Decision, Kind, Mailbox
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
 from renewd.plan.fork import alternate
+from renewd.plan.merge import Ordered, merged, put_in_order, values
 from renewd.plan.packed import pack, unpack
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot, Wanted, taken_at
@@ -36,9 +36,6 @@ PART_SIZE = 1024
 BUCKETS = 256
 CHUNK = 32  # decisions read back at a time, per part, to print the plan in order
 
-# A decision (or what `Encode` made of it) with where it goes in the plan: expiry, mailbox, its
-# place in the mailbox's part (unique, so tuples compare without ever reaching the value).
-Ordered = tuple[date, str, int, Any]
 # What a printed plan makes of a decision (a jsonl line; None: left out), made by the processes
 # that plan a big day, each for its own groups, so that only the merge is left to this one.
 Encode = Callable[[Decision], str | None]
@@ -90,7 +87,7 @@ class DayResult:
         for spill, stored in self._stored:
             assert stored.head is not None  # noqa: S101 - see keep_parts
             mailboxes, history = spill.get(stored.head)
-            decisions = [ordered[3] for ordered in _read(spill, stored.chunks)]
+            decisions = [ordered[2] for ordered in _read(spill, stored.chunks)]
             yield Part(mailboxes, history, decisions)
 
     def close(self) -> None:
@@ -107,16 +104,18 @@ class DayResult:
     def encoded(self) -> Iterator[str]:
         """The plan as `encode` writes it, in order: a big day's was written by the processes
         that planned it, a small day's is written now."""
-        encode = self.encode
-        assert encode is not None  # noqa: S101 - only a plan made with `encode`
-        kept = [iter(_ordered(part, encode)) for part in self._kept]
-        streams = [*kept, *(_read(spill, stored.chunks) for spill, stored in self._stored)]
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-        return (ordered[3] for ordered in merged)
+        assert self.encode is not None  # noqa: S101 - only a plan made with `encode`
+        return values(self._in_order(self.encode))
 
-    def _streams(self) -> list[Iterator[Ordered]]:
-        streams = [iter(_ordered(part)) for part in self._kept]
-        return streams + [_read(spill, stored.chunks) for spill, stored in self._stored]
+    def _in_order(self, encode: Encode | None = None) -> Iterator[list[Ordered[Any]]]:
+        """The decisions (or what `encode` made of them) in the plan's order, a batch at a
+        time: a small day's sorted in memory, a big day's parts merged a few at a time."""
+        assert not (self._kept and self._stored)  # noqa: S101 - one or the other, see `_plan`
+        if self._stored:
+            return merged([[(spill, c) for c in stored.chunks] for spill, stored in self._stored])
+        kept = [ordered for part in self._kept for ordered in _ordered(part, encode)]
+        put_in_order(kept)
+        return iter([kept])
 
 
 @dataclass(frozen=True)
@@ -141,16 +140,14 @@ def _actions(part: Part) -> Counter[tuple[str, Kind]]:
 
 
 class _Merged:
-    """The decisions of every part in the plan's order (expiry, then mailbox): each part is in
-    that order already, so they are merged, not sorted."""
+    """The decisions of every part in the plan's order (expiry, then mailbox), each time it is
+    iterated: each part is in that order already, so they are merged, not sorted."""
 
     def __init__(self, result: DayResult) -> None:
         self._result = result
 
     def __iter__(self) -> Iterator[Decision]:
-        streams = self._result._streams()
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-        return (ordered[3] for ordered in merged)
+        return values(self._result._in_order())
 
 
 class Candidates:
@@ -312,21 +309,24 @@ def _plan(result: DayResult, candidates: Candidates, ledger: Past | None, meter:
         result.adopt(spill, stored)
 
 
-def _ordered(part: Part, encode: Encode | None = None) -> list[Ordered]:
-    """The part's decisions (with `encode`: what it makes of them) with where they go."""
+def _ordered(part: Part, encode: Encode | None = None) -> list[Ordered[Any]]:
+    """The part's decisions (with `encode`: what it makes of them) with where they go, in the
+    plan's order (the evaluator's already; sorted again, which costs little on a sorted list,
+    because the merge relies on it)."""
     mailboxes = part.mailboxes
+    ordered: list[Ordered[Any]]
     if encode is None:
-        return [
-            (mailboxes[d.mailbox_id].expires_on, d.mailbox_id, n, d)
-            for n, d in enumerate(part.decisions)
+        ordered = [(mailboxes[d.mailbox_id].expires_on, d.mailbox_id, d) for d in part.decisions]
+    else:
+        ordered = [
+            (mailboxes[d.mailbox_id].expires_on, d.mailbox_id, line)
+            for d in part.decisions
+            if (line := encode(d)) is not None
         ]
-    return [
-        (mailboxes[d.mailbox_id].expires_on, d.mailbox_id, n, line)
-        for n, d in enumerate(part.decisions)
-        if (line := encode(d)) is not None
-    ]
+    put_in_order(ordered)
+    return ordered
 
 
-def _read(spill: Spill, chunks: Iterable[Place]) -> Iterator[Ordered]:
+def _read(spill: Spill, chunks: Iterable[Place]) -> Iterator[Ordered[Any]]:
     for chunk in chunks:
         yield from spill.get(chunk)

@@ -2,16 +2,16 @@
 
 Accounts are independent of each other, so the range is simulated a group of whole accounts at
 a time (about `PART_SIZE` mailboxes, as a day's plan is made): a group goes through every day,
-its decisions wait on disk a day at a time in the plan's order, and each day's are put together
-from every group's. Only the mailboxes some rule can reach somewhere in the range are read, and
-memory stays flat in N but for one day's decisions.
+its decisions wait on disk a day at a time in the plan's order, and each day's are merged from
+every group's a few at a time (`merge`). Only the mailboxes some rule can reach somewhere in the
+range are read, and memory stays flat in N, even for a day's decisions.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
-from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,16 +22,13 @@ from renewd.core.model import Anchor, Decision, Mailbox
 from renewd.plan.day import Candidates, wanted
 from renewd.plan.evaluate import DayPlan, Evaluator, Window
 from renewd.plan.fork import Work, alternate
+from renewd.plan.merge import Ordered, Run, merged, put_in_order, values
 from renewd.plan.world import TopUps, World, play
 from renewd.policy.model import Policy
 from renewd.snapshot.reader import Snapshot
-from renewd.snapshot.spill import Place, Spill
+from renewd.snapshot.spill import Spill
 
-# A decision with where it goes in its day: the mailbox's expiry that day (its ordinal), the
-# mailbox, the value.
 E = TypeVar("E")
-Ordered = tuple[int, str, E]
-_expiry, _mailbox = itemgetter(0), itemgetter(1)
 R = TypeVar("R")
 
 
@@ -75,44 +72,38 @@ class Simulation:
         """The plan of each day; the snapshot is read, and the range worked out in groups of
         accounts (two at a time on two CPUs), before the first one is ready."""
         for day, decisions in self.encoded(start, end, _as_is):
-            yield DayPlan(day, decisions)
+            yield DayPlan(day, list(decisions))
 
     def encoded(
         self, start: date, end: date, encode: Callable[[Decision], E | None]
-    ) -> Iterator[tuple[date, list[E]]]:
-        """Each day's decisions as `encode` makes them (None: left out), in the plan's order.
+    ) -> Iterator[tuple[date, Iterator[E]]]:
+        """Each day's decisions as `encode` makes them (None: left out), in the plan's order; a
+        day's are read from disk as they are iterated, so iterate each before the next day.
 
         The groups are worked out, and their decisions encoded, by two processes at once; each
         group's decisions wait on disk a day at a time, already in the plan's order, and each
-        day's are put in order here by sorting (in C) the groups' runs. What crosses to
-        disk and back is the encoded value, so a jsonl line costs one string's pickling, not a
-        Decision's.
+        day's are merged here from the groups' runs. What crosses to disk and back is the
+        encoded value, so a jsonl line costs one string's pickling, not a Decision's.
         """
         days = day_range(start, end)
         windows = [self.evaluator.window(day) for day in days]
 
-        def work(group: list[Mailbox], spill: Spill) -> list[tuple[int, Place]]:
+        def work(group: list[Mailbox], spill: Spill) -> array[int]:
             return self._simulate(group, windows, spill, encode)
 
         done = self.each_group(start, end, work)
         self.meter.begin("writing the plan", "days", len(days))
-        on_day: list[list[tuple[Spill, Place]]] = [[] for _ in days]
-        for spill, chunks in done:
-            for index, place in chunks:
-                on_day[index].append((spill, place))
+        read = [0] * len(done)  # where each group's next day is, in its places
         try:
-            for day, places in zip(days, on_day, strict=True):
-                ordered: list[Ordered[E]] = []
-                for spill, place in places:
-                    ordered += spill.get(place)
-                # the plan's order, by expiry then mailbox: two stable sorts on one key each
-                # (the second keeps the first's order among equal expiries; a mailbox's own
-                # decisions are in one group, in order, and stay so), three times faster than
-                # one sort of tuples that mostly tie on the expiry
-                ordered.sort(key=_mailbox)
-                ordered.sort(key=_expiry)
+            for index, day in enumerate(days):
+                runs: list[Run] = []
+                for group, (spill, places) in enumerate(done):
+                    at = read[group]
+                    if at < len(places) and places[at] == index:
+                        runs.append([(spill, (places[at + 1], places[at + 2]))])
+                        read[group] = at + 3
+                yield day, values(merged(runs))
                 self.meter.advance()
-                yield day, [item[2] for item in ordered]
         finally:
             close_spills(done)
 
@@ -183,12 +174,14 @@ class Simulation:
         windows: list[Window],
         spill: Spill,
         encode: Callable[[Decision], E | None],
-    ) -> list[tuple[int, Place]]:
-        """One group of accounts through every day; where each day's decisions went (by the
-        day's place in the range), in the plan's order."""
+    ) -> array[int]:
+        """One group of accounts through every day; where each day's decisions went, in the
+        plan's order (a mailbox's own in the order decided): the day's place in the range and
+        the spill's place, three numbers a day (a million mailboxes make 30,000 such days, so
+        they are kept as numbers, not as tuples)."""
         world = self.world(group, self.policies[0])
         mailboxes, only = world.mailboxes, self.only
-        chunks: list[tuple[int, Place]] = []
+        chunks = array("q")
         for index, plan in enumerate(play(self.evaluator, world, windows, self.top_ups)):
             ordered: list[Ordered[E]] = []
             for decision in plan.decisions:
@@ -200,7 +193,8 @@ class Simulation:
                     expiry = mailboxes[mailbox_id].expires_on.toordinal()
                     ordered.append((expiry, mailbox_id, value))
             if ordered:
-                chunks.append((index, spill.put(ordered)))
+                put_in_order(ordered)
+                chunks.extend((index, *spill.put(ordered)))
         return chunks
 
 
