@@ -1,6 +1,7 @@
 """Evaluation speed per export format: the floor, `renewd dry-run` end to end, and peak memory.
 
-`python bench/evaluate.py [--dialect plain jsonl ...] [--counts 100000 1000000] [--repeat 3]`
+`python bench/evaluate.py [--dialect plain jsonl ...] [--counts 100000 1000000] [--repeat 3]
+[--simulate DAYS]`
 
 Every snapshot comes from `bench/generate.py` (one seeded generator, one `--dialect` per export
 format). The floor reads the same file and does nothing else: `csv.reader` over a CSV, `json.loads`
@@ -8,6 +9,8 @@ of every line of a JSON Lines file. Each figure is its own process, timed from s
 peak RSS is that command's alone (the largest of its processes: a big snapshot is read by two);
 times are the best of `--repeat` runs, floor and dry-run taken in turn. `--long-line MB` adds a
 file whose one row is that long (and one whose quote never closes): its peak RSS is what counts.
+`--simulate DAYS` also runs `renewd simulate --format jsonl` over that many days from the same
+date on each snapshot, once: its time and peak RSS (`bench/simulate.py` adds diff and forecast).
 Run it under `taskset -c 0` for the one-CPU figure.
 """
 
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -63,6 +67,15 @@ def dry_run(config: Path, snapshot: Path) -> list[str]:
     ]
 
 
+def simulate(config: Path, snapshot: Path, days: int) -> list[str]:
+    renewd = str(Path(sys.executable).parent / "renewd")
+    end = REFERENCE + timedelta(days=days - 1)
+    return [
+        *(renewd, "simulate", "--config", str(config), "--snapshot", str(snapshot)),
+        *("--from", REFERENCE.isoformat(), "--to", end.isoformat(), "--format", "jsonl"),
+    ]
+
+
 def long_lines(work: Path, megabytes: int) -> list[tuple[str, Path]]:
     """A valid row, one row `megabytes` long, a quote that never closes, and a valid row."""
     header = "mailbox_id,account_id,edition,expires_on,auto_renew,balance,renewal_fee,currency"
@@ -87,12 +100,14 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--long-line", type=int, default=0, metavar="MB")
+    parser.add_argument("--simulate", type=int, default=0, metavar="DAYS")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="renewd-bench-"))
     config = work / "config.yaml"
     config.write_text(f"rules: {ROOT / 'rules'}\nledger: {work / 'none.sqlite3'}\n", "utf-8")
     print(f"{'snapshot':<14} {'rows':>9}  {'(a) floor':>10}  {'(b) dry-run':>11}", end="")
-    print(f"  {'b/a':>5}  {'(c) peak RSS':>12}", flush=True)
+    print(f"  {'b/a':>5}  {'(c) peak RSS':>12}", end="")
+    print(f"  {'(d) simulate':>12}  {'(e) peak RSS':>12}" if args.simulate else "", flush=True)
     for dialect in args.dialect:
         for count in args.counts:
             snapshot = work / f"{dialect}-{count}.{'jsonl' if dialect == 'jsonl' else 'csv'}"
@@ -102,7 +117,11 @@ def main() -> None:
                 [[*floor, str(snapshot)], dry_run(config, snapshot)], args.repeat
             )
             print(f"{dialect:<14} {count:>9}  {low:>8.2f} s  {seconds:>9.2f} s", end="")
-            print(f"  {seconds / low:>5.1f}  {rss:>9.0f} MB", flush=True)
+            print(f"  {seconds / low:>5.1f}  {rss:>9.0f} MB", end="")
+            if args.simulate:
+                played, most = measure(simulate(config, snapshot, args.simulate))
+                print(f"  {played:>10.1f} s  {most:>9.0f} MB", end="")
+            print(flush=True)
             snapshot.unlink()
     if args.long_line:
         for name, path in long_lines(work, args.long_line):
