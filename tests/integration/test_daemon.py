@@ -189,6 +189,8 @@ def test_a_second_instance_is_refused_until_the_first_is_killed(
     assert "another renewd is working on this ledger" in second.expect("another renewd")
     manual = project.run(DAY)
     assert manual.returncode == 75
+    # the holder named, on SQLite (its lock file) as on PostgreSQL (its session's name)
+    assert f"held by host {socket.gethostname()} pid {first.process.pid}" in manual.stderr
     first.process.kill()  # kill -9: the lock dies with the process, nothing stale is left
     assert first.process.wait(timeout=30) == -signal.SIGKILL
     after = project.run(DAY)
